@@ -1,0 +1,141 @@
+"""Append-only pack files holding encoded chunks.
+
+Layout: DATA_DIR/packs/NNNNNNNN.pack, each a sequence of records
+``MAGIC(4) | chunk id(32) | codec(1) | raw_len(4) | stored_len(4) | stored bytes``.
+The SQLite chunk index names (pack, offset of the stored bytes, stored_len); the record headers
+let fsck and recovery rescan a pack without the index.
+
+Concurrency: ``append`` and ``sync`` take one lock; ``read`` is lock-free (pread on a per-pack
+read descriptor). Every append gets a generation number; ``sync`` makes all appends up to the
+generation it returns durable (fdatasync). The metadata layer commits a reference to a chunk only
+after the chunk's generation is synced, so a power cut never leaves metadata pointing at bytes
+that did not reach the disk.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from pathlib import Path
+
+MAGIC = b"NXC1"
+HEADER = struct.Struct(">4s32sBII")
+
+
+class PackStore:
+    def __init__(self, directory: Path, max_pack_size: int):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_pack_size = max_pack_size
+        self._lock = threading.Lock()
+        self._readers: dict[int, int] = {}
+        self._unsynced: set[int] = set()
+        self.written_gen = 0
+        self.synced_gen = 0
+        existing = sorted(int(p.stem) for p in self.dir.glob("*.pack") if p.stem.isdigit())
+        self._pack = existing[-1] if existing else 1
+        self._fd = os.open(self._path(self._pack), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    @classmethod
+    def reader(cls, directory: Path) -> "PackStore":
+        """A read-only view (fsck, tools): no write descriptor, never appends."""
+        self = cls.__new__(cls)
+        self.dir = Path(directory)
+        self._readers = {}
+        self._lock = threading.Lock()
+        return self
+
+    def close_readers(self) -> None:
+        for fd in self._readers.values():
+            os.close(fd)
+        self._readers.clear()
+
+    def _path(self, pack: int) -> Path:
+        return self.dir / f"{pack:08d}.pack"
+
+    def packs(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.pack") if p.stem.isdigit())
+
+    def append(self, chunk_id: bytes, codec: int, raw_len: int, stored: bytes) -> tuple[int, int, int]:
+        """Append one record; returns (pack, offset of stored bytes, generation)."""
+        header = HEADER.pack(MAGIC, chunk_id, codec, raw_len, len(stored))
+        with self._lock:
+            if self._size >= self.max_pack_size:
+                self._rotate()
+            offset = self._size + HEADER.size
+            written = os.write(self._fd, header + stored)
+            if written != HEADER.size + len(stored):
+                # a short write (disk full): cut the partial record off again
+                os.ftruncate(self._fd, self._size)
+                raise OSError(28, "short write to pack file")
+            self._size += written
+            self._unsynced.add(self._pack)
+            self.written_gen += 1
+            return self._pack, offset, self.written_gen
+
+    def _rotate(self) -> None:
+        os.fdatasync(self._fd)
+        os.close(self._fd)
+        self._pack += 1
+        self._fd = os.open(self._path(self._pack), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+        dfd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def sync(self) -> int:
+        """fdatasync every pack written since the last sync; returns the generation now durable."""
+        with self._lock:
+            gen = self.written_gen
+            for pack in self._unsynced:
+                if pack == self._pack:
+                    os.fdatasync(self._fd)
+                else:
+                    os.fdatasync(self._reader(pack))
+            self._unsynced.clear()
+            self.synced_gen = gen
+            return gen
+
+    def _reader(self, pack: int) -> int:
+        fd = self._readers.get(pack)
+        if fd is None:
+            fd = os.open(self._path(pack), os.O_RDONLY)
+            self._readers[pack] = fd
+        return fd
+
+    def read(self, pack: int, offset: int, length: int) -> bytes:
+        data = os.pread(self._reader(pack), length, offset)
+        if len(data) != length:
+            raise OSError(5, f"pack {pack}: short read at {offset} (wanted {length}, got {len(data)})")
+        return data
+
+    def scan(self, pack: int):
+        """Yield (offset of stored bytes, chunk id, codec, raw_len, stored_len) for each record."""
+        with open(self._path(pack), "rb") as f:
+            pos = 0
+            while True:
+                head = f.read(HEADER.size)
+                if len(head) < HEADER.size:
+                    return
+                magic, cid, codec, raw_len, stored_len = HEADER.unpack(head)
+                if magic != MAGIC:
+                    return
+                yield pos + HEADER.size, cid, codec, raw_len, stored_len
+                pos += HEADER.size + stored_len
+                f.seek(pos)
+
+    def total_bytes(self) -> int:
+        return sum(self._path(p).stat().st_size for p in self.packs())
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                os.fdatasync(self._fd)
+            finally:
+                os.close(self._fd)
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()

@@ -1,0 +1,151 @@
+"""The nexus command line (click). Exit codes: 0 success, 1 operation failed, 2 usage error.
+
+Errors are printed as one line on stderr ("nexus: ..."), never as a traceback.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+
+from . import config as config_mod
+from . import runtime
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"nexus: {message}", err=True)
+    sys.exit(code)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
+
+def _data_dir_for(target: str | None, data_dir: str | None):
+    """The data directory named, or the one behind a mount point, or the default."""
+    if data_dir:
+        return config_mod.load(data_dir)
+    if target:
+        info = runtime.read_registry(target)
+        if info:
+            return config_mod.load(info["data_dir"])
+        if os.path.isdir(target) and (os.path.exists(os.path.join(target, "meta.db"))):
+            return config_mod.load(target)
+        _fail(f"{target} is neither a nexusfs mount point nor a data directory")
+    return config_mod.load()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nexusfs")
+def main():
+    """nexusfs: a FUSE filesystem with deduplicated storage, document views and history."""
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the store lives "
+              "(default: /var/lib/nexusfs/default as root, ~/.local/share/nexusfs/default otherwise).")
+@click.option("-o", "options", multiple=True, help="Mount options, comma separated (allow_other, ...).")
+@click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground and log to stderr.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def mount(mountpoint, data_dir, options, foreground, log_level):
+    """Mount the store at MOUNTPOINT; returns once the mount is live."""
+    from .meta.db import StoreError
+    runtime.setup_logging(log_level)
+    opts = [o.strip() for group in options for o in group.split(",") if o.strip()]
+    cfg = config_mod.load(data_dir)
+    try:
+        code = runtime.mount(cfg, mountpoint, opts, foreground, log_level)
+    except (runtime.MountError, StoreError) as e:
+        _fail(str(e))
+    if code:
+        _fail(f"the daemon serving {mountpoint} failed to start; see {cfg.data_dir}/nexusfs.log")
+    sys.exit(0)
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False))
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the flush.")
+def unmount(mountpoint, timeout):
+    """Flush everything and unmount MOUNTPOINT; waits until the daemon has exited."""
+    mountpoint = os.path.abspath(mountpoint)
+    info = runtime.read_registry(mountpoint)
+    r = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or ["unmount failed"])[-1]
+        _fail(msg.removeprefix("fusermount3: "))
+    if info:
+        deadline = time.monotonic() + timeout
+        while runtime._alive(info["pid"]):
+            if time.monotonic() > deadline:
+                _fail(f"the daemon (pid {info['pid']}) is still flushing after {timeout:.0f} s")
+            time.sleep(0.05)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json):
+    """List the running nexusfs mounts."""
+    import json
+    mounts = runtime.all_mounts()
+    if as_json:
+        click.echo(json.dumps(mounts, indent=2))
+        return
+    if not mounts:
+        click.echo("no nexusfs mounts")
+        return
+    for m in mounts:
+        click.echo(f"{m['mountpoint']}\tpid {m['pid']}\tdata {m['data_dir']}")
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The store to describe.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(target, data_dir, as_json):
+    """Files, logical and stored bytes, dedup and compression savings of a store."""
+    import json
+    from .stats import store_stats
+    cfg = _data_dir_for(target, data_dir)
+    if not cfg.db_path.exists():
+        _fail(f"no nexusfs store in {cfg.data_dir}")
+    s = store_stats(cfg)
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    for key, value in s.items():
+        shown = _human(value) if key.endswith("bytes") else value
+        click.echo(f"{key}: {shown}")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The store to check.")
+@click.option("--quick", is_flag=True, help="Check references only, do not read chunk data.")
+def fsck(data_dir, quick):
+    """Verify every reference and every chunk of a store; exit 0 only when clean."""
+    from .check import check
+    cfg = config_mod.load(data_dir)
+    if not cfg.db_path.exists():
+        _fail(f"no nexusfs store in {cfg.data_dir}")
+    with click.progressbar(length=1, label="verifying chunks", file=sys.stderr) as bar:
+        def progress(done, total):
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+        problems = check(cfg, verify_data=not quick, progress=progress)
+    for p in problems:
+        click.echo(p)
+    if problems:
+        _fail(f"{len(problems)} problem(s) found")
+    click.echo("clean")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The filesystem core: inode-based async operations over the metadata and chunk stores."""

@@ -1,0 +1,201 @@
+"""File content: reading byte ranges through extents and the chunk cache, and committing dirty
+buffers as content-defined chunks.
+
+Joins the metadata store (extents, chunk index) and the chunk layer (chunker, codec, packs,
+cache). Runs on the trio thread; chunking, hashing, compression and pack I/O of anything larger
+than ``_INLINE_WORK`` go to worker threads. ``fetch``/``assemble`` are thread-safe.
+
+A commit re-chunks only the regions a write touched: each dirty range is widened to the
+boundaries of the committed chunks it overlaps, so unchanged chunks keep their ids and a small
+edit to a large file stores one or two new chunks. All-zero chunks are not stored: they become
+holes, which read as zeros and take no space.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+
+import trio
+from cachetools import LRUCache
+
+from ..chunks import codec
+from ..chunks.cache import ChunkCache
+from ..chunks.chunker import Chunker
+from ..chunks.packs import PackStore
+from ..config import Config, MiB
+from ..meta.store import MetaStore
+from ..types import ChunkLoc, Extent
+from .buffers import DirtyFile, Ranges
+
+log = logging.getLogger("nexusfs.content")
+
+_WINDOW = 8 * MiB
+_INLINE_WORK = 256 * 1024
+
+
+class CorruptChunk(Exception):
+    def __init__(self, chunk_id: bytes, why: str):
+        super().__init__(f"chunk {chunk_id.hex()[:16]}: {why}")
+        self.chunk_id = chunk_id
+
+
+class ExtentMap:
+    """The committed extents of one file, with their start offsets for bisection."""
+
+    __slots__ = ("extents", "starts")
+
+    def __init__(self, extents: list[Extent]):
+        self.extents = extents
+        self.starts = [e.offset for e in extents]
+
+    def overlapping(self, start: int, end: int) -> list[Extent]:
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i < 0 or self.extents[i].end <= start:
+            i += 1
+        out = []
+        while i < len(self.extents) and self.extents[i].offset < end:
+            out.append(self.extents[i])
+            i += 1
+        return out
+
+
+class ContentStore:
+    def __init__(self, cfg: Config, meta: MetaStore, packs: PackStore):
+        self.cfg = cfg
+        self.meta = meta
+        self.packs = packs
+        self.cache = ChunkCache(cfg.chunk_cache_bytes)
+        self.chunker = Chunker(cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max)
+        self._maps: LRUCache = LRUCache(maxsize=2048)
+        self.bytes_written = 0
+        self.bytes_deduplicated = 0
+
+    # -- reading ------------------------------------------------------------------------------
+    def extent_map(self, ino: int) -> ExtentMap:
+        m = self._maps.get(ino)
+        if m is None:
+            m = self._maps[ino] = ExtentMap(self.meta.extents(ino))
+        return m
+
+    def forget(self, ino: int) -> None:
+        self._maps.pop(ino, None)
+
+    def fetch(self, loc: ChunkLoc) -> bytes:
+        """The decoded bytes of a chunk, verified against its BLAKE3 id. Thread-safe."""
+        data = self.cache.get(loc.id)
+        if data is not None:
+            return data
+        try:
+            stored = loc.data if loc.data is not None else self.packs.read(loc.pack, loc.offset,
+                                                                           loc.stored_len)
+            data = codec.decode(loc.codec, stored, loc.raw_len)
+        except Exception as e:
+            raise CorruptChunk(loc.id, f"unreadable: {e}") from e
+        if len(data) != loc.raw_len or codec.chunk_id(data) != loc.id:
+            raise CorruptChunk(loc.id, "content does not match its BLAKE3 id")
+        self.cache.put(loc.id, data)
+        return data
+
+    def assemble(self, emap: ExtentMap, df: DirtyFile | None, start: int, length: int) -> bytes:
+        """Bytes [start, start+length) of a file: dirty data over committed extents over zeros.
+        Thread-safe as long as ``emap`` and ``df`` are not changed meanwhile."""
+        end = start + length
+        out = bytearray(length)
+        limit = df.trunc_to if df is not None and df.trunc_to is not None else None
+        cend = min(end, limit) if limit is not None else end
+        if cend > start:
+            for ext in emap.overlapping(start, cend):
+                data = self.fetch(ext.loc)
+                s = max(start, ext.offset)
+                e = min(cend, ext.end)
+                out[s - start:e - start] = data[s - ext.offset:e - ext.offset]
+        if df is not None:
+            for s, e in df.ranges.overlapping(start, end):
+                out[s - start:e - start] = df.buf.pread(s, e - s)
+        return bytes(out)
+
+    def needs_io(self, emap: ExtentMap, start: int, end: int) -> bool:
+        for ext in emap.overlapping(start, end):
+            if ext.loc.data is None and self.cache.get(ext.loc.id) is None:
+                return True
+        return False
+
+    async def read(self, ino: int, df: DirtyFile | None, start: int, length: int) -> bytes:
+        emap = self.extent_map(ino)
+        if length <= _INLINE_WORK and not self.needs_io(emap, start, start + length):
+            return self.assemble(emap, df, start, length)
+        return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
+
+    # -- committing ---------------------------------------------------------------------------
+    def _regions(self, emap: ExtentMap, df: DirtyFile) -> Ranges:
+        limit = df.trunc_to
+        regions = Ranges()
+        for s, e in df.ranges:
+            for ext in emap.overlapping(s, e):
+                if limit is None or ext.offset < limit:
+                    s = min(s, ext.offset)
+                    e = max(e, ext.end if limit is None else min(ext.end, limit))
+            regions.add(s, e)
+        if limit is not None:
+            for ext in emap.overlapping(limit - 1, limit) if limit > 0 else ():
+                if ext.offset < limit < ext.end:
+                    regions.add(ext.offset, limit)
+        return regions
+
+    def _cut_window(self, emap, df, pos, n, carry, final):
+        data = self.assemble(emap, df, pos, n)
+        chunks, carry = self.chunker.cut_stream(carry, data, final)
+        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
+
+    def _store_chunks(self, items: list[tuple[bytes, bytes]]) -> list[tuple[ChunkLoc, int]]:
+        out = []
+        for cid, data in items:
+            kind, stored = codec.encode(data, self.cfg.compress_level)
+            if len(data) <= self.cfg.inline_max:
+                out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored), stored), 0))
+            else:
+                pack, off, gen = self.packs.append(cid, kind, len(data), stored)
+                out.append((ChunkLoc(cid, len(data), kind, pack, off, len(stored)), gen))
+        return out
+
+    async def _run(self, small: bool, fn, *args):
+        if small:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def commit(self, ino: int, df: DirtyFile) -> None:
+        """Turn ``df`` into committed extents of ``ino`` (within the current batch)."""
+        emap = self.extent_map(ino)
+        regions = self._regions(emap, df)
+        rows: list[tuple[int, int, bytes]] = []
+        for rstart, rend in regions:
+            small = rend - rstart <= _INLINE_WORK
+            pos = rstart                   # file offset where ``carry`` begins
+            read_at = rstart
+            carry = b""
+            while read_at < rend or carry:
+                n = min(_WINDOW, rend - read_at)
+                final = read_at + n >= rend
+                cut, carry_new = await self._run(small, self._cut_window, emap, df, read_at, n,
+                                                 carry, final)
+                read_at += n
+                known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
+                fresh: dict[bytes, bytes] = {}
+                for data, cid, zero in cut:
+                    if not zero and cid not in known and cid not in fresh:
+                        fresh[cid] = data
+                stored = await self._run(small, self._store_chunks, list(fresh.items()))
+                for loc, gen in stored:
+                    self.meta.add_chunk(loc, gen)
+                    self.bytes_written += loc.raw_len
+                for data, cid, zero in cut:
+                    if not zero:
+                        rows.append((pos, len(data), cid))
+                        if cid not in fresh:
+                            self.bytes_deduplicated += len(data)
+                    pos += len(data)
+                carry = carry_new
+                if final:
+                    break
+        self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
+        self._maps.pop(ino, None)

@@ -1,0 +1,273 @@
+"""The pyfuse3 adapter: the only module that imports pyfuse3.
+
+Turns RequestContext into Caller, Attr into EntryAttributes and FsError into FUSEError; no SQL
+and no policy. Every handler is wrapped so that an unexpected exception is logged and becomes
+EIO instead of killing the trio loop (and with it the mount).
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+
+import pyfuse3
+from cachetools import TTLCache
+
+from .core.fs import FileSystem
+from .types import Attr, Caller, FsError
+
+log = logging.getLogger("nexusfs.fuse")
+
+
+def _guard(fn):
+    @functools.wraps(fn)
+    async def wrapper(self, *args):
+        try:
+            return await fn(self, *args)
+        except FsError as e:
+            raise pyfuse3.FUSEError(e.errno) from None
+        except pyfuse3.FUSEError:
+            raise
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                log.warning("%s: %s", fn.__name__, e)
+                raise pyfuse3.FUSEError(errno.ENOSPC) from None
+            log.exception("%s%r failed", fn.__name__, args[:2])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception:
+            log.exception("%s%r failed", fn.__name__, args[:2])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+    return wrapper
+
+
+def _groups_of(pid: int) -> tuple[int, ...]:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Groups:"):
+                    return tuple(int(g) for g in line.split()[1:])
+    except OSError:
+        pass
+    return ()
+
+
+def _agent_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"NEXUS_AGENT="):
+                    return item[12:].decode(errors="replace")
+    except OSError:
+        pass
+    return None
+
+
+class Operations(pyfuse3.Operations):
+    enable_writeback_cache = True
+
+    def __init__(self, fs: FileSystem):
+        super().__init__()
+        self.fs = fs
+        self.cfg = fs.cfg
+        self._callers: TTLCache = TTLCache(maxsize=4096, ttl=5.0)
+
+    # -- conversions --------------------------------------------------------------------------
+    def _caller(self, ctx) -> Caller:
+        key = (ctx.pid, ctx.uid, ctx.gid)
+        c = self._callers.get(key)
+        if c is None or c.umask != ctx.umask:
+            c = Caller(uid=ctx.uid, gid=ctx.gid, pid=ctx.pid, umask=ctx.umask,
+                       groups=_groups_of(ctx.pid), agent=_agent_of(ctx.pid))
+            self._callers[key] = c
+        return c
+
+    def _ea(self, a: Attr) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = a.ino
+        e.generation = a.generation
+        e.st_mode = a.mode
+        e.st_nlink = a.nlink
+        e.st_uid = a.uid
+        e.st_gid = a.gid
+        e.st_rdev = a.rdev
+        e.st_size = a.size
+        e.st_blksize = 65536
+        e.st_blocks = a.blocks
+        e.st_atime_ns = a.atime_ns
+        e.st_mtime_ns = a.mtime_ns
+        e.st_ctime_ns = a.ctime_ns
+        e.attr_timeout = self.cfg.attr_timeout
+        e.entry_timeout = self.cfg.entry_timeout
+        return e
+
+    # -- handlers -----------------------------------------------------------------------------
+    @_guard
+    async def lookup(self, parent_inode, name, ctx):
+        return self._ea(await self.fs.lookup(parent_inode, name, self._caller(ctx)))
+
+    @_guard
+    async def forget(self, inode_list):
+        self.fs.forget(inode_list)
+
+    @_guard
+    async def getattr(self, inode, ctx):
+        return self._ea(await self.fs.getattr(inode, self._caller(ctx)))
+
+    @_guard
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        a = await self.fs.setattr(
+            inode, self._caller(ctx),
+            mode=attr.st_mode if fields.update_mode else None,
+            uid=attr.st_uid if fields.update_uid else None,
+            gid=attr.st_gid if fields.update_gid else None,
+            size=attr.st_size if fields.update_size else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            ctime_ns=attr.st_ctime_ns if fields.update_ctime else None,
+            fh=fh)
+        return self._ea(a)
+
+    @_guard
+    async def readlink(self, inode, ctx):
+        return await self.fs.readlink(inode, self._caller(ctx))
+
+    @_guard
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        return self._ea(await self.fs.mknod(parent_inode, name, mode, rdev, self._caller(ctx)))
+
+    @_guard
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        return self._ea(await self.fs.mkdir(parent_inode, name, mode, self._caller(ctx)))
+
+    @_guard
+    async def unlink(self, parent_inode, name, ctx):
+        await self.fs.unlink(parent_inode, name, self._caller(ctx))
+
+    @_guard
+    async def rmdir(self, parent_inode, name, ctx):
+        await self.fs.rmdir(parent_inode, name, self._caller(ctx))
+
+    @_guard
+    async def symlink(self, parent_inode, name, target, ctx):
+        return self._ea(await self.fs.symlink(parent_inode, name, target, self._caller(ctx)))
+
+    @_guard
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags, ctx):
+        await self.fs.rename(parent_inode_old, name_old, parent_inode_new, name_new, flags,
+                             self._caller(ctx))
+
+    @_guard
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        return self._ea(await self.fs.link(inode, new_parent_inode, new_name, self._caller(ctx)))
+
+    def _strip(self, flags: int) -> int:
+        # with the writeback cache the kernel positions appends itself; O_APPEND here would
+        # move its write-back of earlier pages to the end of the file
+        return flags & ~os.O_APPEND if self.enable_writeback_cache else flags
+
+    @_guard
+    async def open(self, inode, flags, ctx):
+        fh = await self.fs.open(inode, self._strip(flags), self._caller(ctx))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    @_guard
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        fh, attr = await self.fs.create(parent_inode, name, mode, self._strip(flags),
+                                        self._caller(ctx))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True), self._ea(attr)
+
+    @_guard
+    async def read(self, fh, off, size):
+        return await self.fs.read(fh, off, size)
+
+    @_guard
+    async def write(self, fh, off, buf):
+        return await self.fs.write(fh, off, buf)
+
+    @_guard
+    async def flush(self, fh):
+        await self.fs.flush(fh)
+
+    @_guard
+    async def release(self, fh):
+        await self.fs.release(fh)
+
+    @_guard
+    async def fsync(self, fh, datasync):
+        await self.fs.fsync(fh, datasync)
+
+    @_guard
+    async def opendir(self, inode, ctx):
+        return await self.fs.opendir(inode, self._caller(ctx))
+
+    @_guard
+    async def readdir(self, fh, start_id, token):
+        while True:
+            entries = await self.fs.readdir(fh, start_id)
+            if not entries:
+                return
+            for entry in entries:
+                if not pyfuse3.readdir_reply(token, entry.name, self._ea(entry.attr),
+                                             entry.next_id):
+                    return
+                self.fs.entry_reported(entry)
+                start_id = entry.next_id
+
+    @_guard
+    async def releasedir(self, fh):
+        await self.fs.releasedir(fh)
+
+    @_guard
+    async def fsyncdir(self, fh, datasync):
+        await self.fs.sync(durable=True)
+
+    @_guard
+    async def statfs(self, ctx):
+        s = await self.fs.statfs(self._caller(ctx))
+        d = pyfuse3.StatvfsData()
+        d.f_bsize, d.f_frsize = s.bsize, s.frsize
+        d.f_blocks, d.f_bfree, d.f_bavail = s.blocks, s.bfree, s.bavail
+        d.f_files, d.f_ffree, d.f_favail = s.files, s.ffree, s.favail
+        d.f_namemax = s.namemax
+        return d
+
+    @_guard
+    async def setxattr(self, inode, name, value, ctx):
+        await self.fs.setxattr(inode, name, value, self._caller(ctx))
+
+    @_guard
+    async def getxattr(self, inode, name, ctx):
+        return await self.fs.getxattr(inode, name, self._caller(ctx))
+
+    @_guard
+    async def listxattr(self, inode, ctx):
+        return await self.fs.listxattr(inode, self._caller(ctx))
+
+    @_guard
+    async def removexattr(self, inode, name, ctx):
+        await self.fs.removexattr(inode, name, self._caller(ctx))
+
+    @_guard
+    async def access(self, inode, mode, ctx):
+        await self.fs.getattr(inode)
+
+
+def init(ops: Operations, mountpoint: str, options: set[str]) -> None:
+    pyfuse3.init(ops, mountpoint, options)
+
+
+async def serve() -> None:
+    await pyfuse3.main()
+
+
+def terminate() -> None:
+    pyfuse3.terminate()
+
+
+def close(unmount: bool) -> None:
+    pyfuse3.close(unmount=unmount)
+
+
+def base_options(fsname: str) -> set[str]:
+    return set(pyfuse3.default_options) | {f"fsname={fsname}", "subtype=nexusfs"}

@@ -1,0 +1,1 @@
+"""Metadata: the APSW connection, the schema and its migrations, and the metadata store."""

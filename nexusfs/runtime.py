@@ -1,0 +1,229 @@
+"""Daemon wiring: open the store, mount, daemonize, run the trio loop, commit on a timer,
+handle signals, notify readiness, and shut down cleanly.
+
+Process rules: the mount happens in the process the user started (so errors reach the
+terminal); without --foreground it forks before trio starts and before any thread exists, and
+the parent exits with 0 only once the child reports that it serves requests. SIGTERM/SIGINT ->
+terminate the FUSE loop on the trio thread -> commit everything, checkpoint, unmount, exit 0.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from . import fuse_ops
+from .config import Config
+from .core.fs import FileSystem
+
+log = logging.getLogger("nexusfs")
+
+IGNORED_OPTIONS = {"auto", "noauto", "nofail", "_netdev", "user", "users", "nouser", "defaults",
+                   "rw", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "async", "atime",
+                   "noatime", "relatime", "x-systemd.automount"}
+
+
+class MountError(Exception):
+    pass
+
+
+def registry_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/run/nexusfs")
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/nexusfs-{os.geteuid()}"
+    return Path(base) / "nexusfs"
+
+
+def registry_file(mountpoint: str) -> Path:
+    key = hashlib.sha256(os.path.realpath(mountpoint).encode()).hexdigest()[:24]
+    return registry_dir() / f"{key}.json"
+
+
+def read_registry(mountpoint: str) -> dict | None:
+    try:
+        return json.loads(registry_file(mountpoint).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def all_mounts() -> list[dict]:
+    out = []
+    d = registry_dir()
+    if d.is_dir():
+        for f in sorted(d.glob("*.json")):
+            try:
+                info = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if _alive(info.get("pid", 0)):
+                out.append(info)
+            else:
+                f.unlink(missing_ok=True)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def setup_logging(level: str = "INFO", log_file: Path | None = None) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    if log_file is not None:
+        handler: logging.Handler = logging.handlers.WatchedFileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    elif os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_JournalFormatter())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+class _JournalFormatter(logging.Formatter):
+    """journald reads a leading <N> as the syslog priority of the line."""
+    PRI = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record):
+        return f"<{self.PRI.get(record.levelno, 6)}>{record.name}: {record.getMessage()}" + (
+            "\n" + self.formatException(record.exc_info) if record.exc_info else "")
+
+
+def sd_notify(message: str) -> None:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(addr)
+            s.sendall(message.encode())
+    except OSError as e:
+        log.warning("sd_notify failed: %s", e)
+
+
+def recover_stale(mountpoint: str) -> None:
+    """A mount point left by a crashed daemon ("Transport endpoint is not connected") is
+    detached so that the new mount can take its place."""
+    try:
+        os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            log.warning("%s: stale mount of a crashed daemon, detaching it", mountpoint)
+            subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if subprocess.run(["mountpoint", "-q", mountpoint]).returncode == 0:
+                subprocess.run(["umount", "-l", mountpoint], check=False)
+            return
+        if e.errno == errno.ENOENT:
+            raise MountError(f"mount point {mountpoint} does not exist") from None
+        raise MountError(f"mount point {mountpoint}: {e.strerror}") from None
+
+
+def mount_options(options: list[str], fsname: str) -> set[str]:
+    opts = fuse_ops.base_options(fsname)
+    for opt in options:
+        if opt in IGNORED_OPTIONS or opt.startswith(("x-", "comment=")):
+            continue
+        opts.add(opt)
+    return opts
+
+
+def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
+          log_level: str = "INFO") -> int:
+    """Mount and serve until unmounted or signalled. Returns the exit status."""
+    mountpoint = os.path.abspath(mountpoint)
+    recover_stale(mountpoint)
+    reg = registry_file(mountpoint)   # resolves the path: must happen before we serve it
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mount point")
+    fs = FileSystem(cfg)
+    fs.start()                      # StoreError reaches the terminal
+    ops = fuse_ops.Operations(fs)
+    try:
+        fuse_ops.init(ops, mountpoint, mount_options(options, str(cfg.data_dir)))
+    except Exception as e:
+        trio.run(fs.close)
+        raise MountError(f"cannot mount {mountpoint}: {e}") from e
+    ready_w = None
+    if not foreground:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid:
+            os.close(ready_w)
+            status = os.read(ready_r, 64)
+            return 0 if status.startswith(b"ok") else 1
+        os.close(ready_r)
+        os.setsid()
+        setup_logging(log_level, cfg.data_dir / "nexusfs.log")
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    reg.parent.mkdir(parents=True, exist_ok=True)
+    reg.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint,
+                               "data_dir": str(cfg.data_dir)}))
+    try:
+        trio.run(_serve, fs, ready_w)
+    finally:
+        reg.unlink(missing_ok=True)
+    return 0
+
+
+async def _serve(fs: FileSystem, ready_w: int | None) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_signals, nursery.cancel_scope)
+        nursery.start_soon(_batch_timer, fs)
+        if ready_w is not None:
+            os.write(ready_w, b"ok")
+            os.close(ready_w)
+        sd_notify("READY=1")
+        log.info("serving %s", fs.cfg.data_dir)
+        try:
+            await fuse_ops.serve()
+        finally:
+            sd_notify("STOPPING=1")
+            nursery.cancel_scope.cancel()
+    with trio.CancelScope(shield=True):
+        await fs.close()
+    fuse_ops.close(unmount=True)      # a no-op when the kernel already unmounted us
+    log.info("stopped cleanly")
+
+
+async def _signals(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP: nothing to reload yet")
+                continue
+            log.info("signal %d: flushing and unmounting", signum)
+            fuse_ops.terminate()
+
+
+async def _batch_timer(fs: FileSystem) -> None:
+    while True:
+        await trio.sleep(fs.cfg.commit_interval)
+        try:
+            await fs.periodic()
+        except Exception:
+            log.exception("periodic commit failed")
