@@ -32,7 +32,8 @@ class Config:
     chunk_cache_bytes: int = 256 * MiB   # decoded chunks kept in memory (LRU)
     commit_interval: float = 0.2         # seconds between batched metadata commits
     idle_commit: float = 5.0             # dirty file buffers older than this are committed
-    spill_threshold: int = 4 * MiB       # a file's dirty bytes move from memory to a temp file past this
+    spill_threshold: int = 32 * MiB      # a file's dirty bytes move from memory to a temp file past this
+    stream_commit: int = 8 * MiB         # a sequential writer's buffer is chunked and stored past this
     max_file_size: int = 1 << 44         # 16 TiB, like ext4 with 4 KiB blocks
     xattr_value_max: int = 64 * KiB
     xattr_name_max: int = 255

@@ -75,10 +75,18 @@ def all_mounts() -> list[dict]:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    # a daemon that has exited but not been reaped yet (its parent is init, which may reap
+    # late) is a zombie: kill(pid, 0) still succeeds, yet it holds no mount and no lock
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
         return True
 
 
@@ -152,6 +160,12 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
           log_level: str = "INFO") -> int:
     """Mount and serve until unmounted or signalled. Returns the exit status."""
     mountpoint = os.path.abspath(mountpoint)
+    served = read_registry(mountpoint)
+    if served and _alive(served.get("pid", 0)) and os.path.ismount(mountpoint):
+        if os.path.realpath(served["data_dir"]) == os.path.realpath(cfg.data_dir):
+            log.info("%s is already served from %s", mountpoint, cfg.data_dir)
+            return 0
+        raise MountError(f"{mountpoint} is already a nexusfs mount of {served['data_dir']}")
     recover_stale(mountpoint)
     reg = registry_file(mountpoint)   # resolves the path: must happen before we serve it
     if not os.path.isdir(mountpoint):

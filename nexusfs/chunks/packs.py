@@ -28,6 +28,7 @@ class PackStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_pack_size = max_pack_size
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
         self._readers: dict[int, int] = {}
         self._unsynced: set[int] = set()
         self.written_gen = 0
@@ -44,6 +45,7 @@ class PackStore:
         self.dir = Path(directory)
         self._readers = {}
         self._lock = threading.Lock()
+        self._open_lock = threading.Lock()
         return self
 
     def close_readers(self) -> None:
@@ -64,7 +66,7 @@ class PackStore:
             if self._size >= self.max_pack_size:
                 self._rotate()
             offset = self._size + HEADER.size
-            written = os.write(self._fd, header + stored)
+            written = os.writev(self._fd, (header, stored))
             if written != HEADER.size + len(stored):
                 # a short write (disk full): cut the partial record off again
                 os.ftruncate(self._fd, self._size)
@@ -102,8 +104,11 @@ class PackStore:
     def _reader(self, pack: int) -> int:
         fd = self._readers.get(pack)
         if fd is None:
-            fd = os.open(self._path(pack), os.O_RDONLY)
-            self._readers[pack] = fd
+            with self._open_lock:
+                fd = self._readers.get(pack)
+                if fd is None:
+                    fd = os.open(self._path(pack), os.O_RDONLY)
+                    self._readers[pack] = fd
         return fd
 
     def read(self, pack: int, offset: int, length: int) -> bytes:

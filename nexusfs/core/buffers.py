@@ -45,6 +45,13 @@ class Ranges:
             else:
                 self.ends[i] = limit
 
+    def clip_before(self, limit: int) -> None:
+        """Drop everything before ``limit``."""
+        i = bisect.bisect_right(self.ends, limit)
+        del self.starts[:i], self.ends[:i]
+        if self.starts and self.starts[0] < limit:
+            self.starts[0] = limit
+
     def overlapping(self, start: int, end: int) -> list[tuple[int, int]]:
         i = bisect.bisect_right(self.ends, start)
         out = []
@@ -64,40 +71,61 @@ class Ranges:
 
 
 class SparseBuffer:
-    """Bytes at arbitrary offsets: a bytearray while small, a sparse temp file beyond that."""
+    """Bytes at arbitrary offsets: a memory window [base, base+len) while writes stay inside or
+    extend it and it stays under the threshold; a sparse temp file (absolute offsets) after that.
+    ``drop_before`` lets a streaming commit release the part of the window it has stored."""
 
     def __init__(self, spill_dir: str, spill_threshold: int):
         self._mem = bytearray()
+        self._base = 0
         self._fd: int | None = None
         self._spill_dir = spill_dir
         self._threshold = spill_threshold
 
+    @property
+    def in_memory(self) -> bool:
+        return self._fd is None
+
+    def _spill(self) -> None:
+        fd, path = tempfile.mkstemp(dir=self._spill_dir, prefix="spill-")
+        os.unlink(path)
+        if self._mem:
+            os.pwrite(fd, self._mem, self._base)
+        self._fd, self._mem = fd, bytearray()
+
     def pwrite(self, data, offset: int) -> None:
         end = offset + len(data)
-        if self._fd is None and end > self._threshold:
-            fd, path = tempfile.mkstemp(dir=self._spill_dir, prefix="spill-")
-            os.unlink(path)
-            if self._mem:
-                os.pwrite(fd, self._mem, 0)
-            self._fd, self._mem = fd, bytearray()
+        if self._fd is None:
+            if not self._mem:
+                self._base = offset
+            fits = self._base <= offset <= self._base + len(self._mem)
+            if not fits or end - self._base > self._threshold:
+                self._spill()
         if self._fd is not None:
             os.pwrite(self._fd, data, offset)
             return
-        if end > len(self._mem):
-            self._mem.extend(bytes(end - len(self._mem)))
-        self._mem[offset:end] = data
+        rel, rel_end = offset - self._base, end - self._base
+        if rel_end > len(self._mem):
+            self._mem.extend(bytes(rel_end - len(self._mem)))
+        self._mem[rel:rel_end] = data
 
     def pread(self, offset: int, length: int) -> bytes:
         if self._fd is not None:
             data = os.pread(self._fd, length, offset)
             return data if len(data) == length else data + bytes(length - len(data))
-        return bytes(self._mem[offset:offset + length])
+        rel = offset - self._base
+        return bytes(self._mem[rel:rel + length])
+
+    def drop_before(self, offset: int) -> None:
+        if self._fd is None and offset > self._base:
+            del self._mem[:offset - self._base]
+            self._base = offset
 
     def truncate(self, size: int) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, size)
-        elif len(self._mem) > size:
-            del self._mem[size:]
+        elif self._base + len(self._mem) > size:
+            del self._mem[max(0, size - self._base):]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -116,6 +144,10 @@ class DirtyFile:
         self.buf = SparseBuffer(spill_dir, spill_threshold)
         self.since = time.monotonic()
         self.mtime_ns: int | None = None
+        self.stream_from: int | None = None   # where the last streaming commit ended
+        self.streaming = None                 # trio.Event while a streaming commit runs
+        self.streaming_end = 0                # ... which stores bytes below this offset
+        self.error = 0                        # errno of a failed background commit
 
     def write(self, offset: int, data) -> None:
         self.buf.pwrite(data, offset)
@@ -133,6 +165,18 @@ class DirtyFile:
     @property
     def empty(self) -> bool:
         return not self.ranges and self.trunc_to is None
+
+    def stream_range(self) -> tuple[int, int] | None:
+        """The one dirty range when writes are a sequential stream held in memory, else None."""
+        if len(self.ranges.starts) == 1 and self.buf.in_memory and self.ranges.ends[0] == self.size:
+            return self.ranges.starts[0], self.ranges.ends[0]
+        return None
+
+    def keep_from(self, offset: int) -> None:
+        """Forget dirty bytes before ``offset`` (a streaming commit has stored them)."""
+        self.ranges.clip_before(offset)
+        self.buf.drop_before(offset)
+        self.trunc_to = None
 
     def dirty_bytes(self) -> int:
         return self.ranges.total()

@@ -163,6 +163,26 @@ class ContentStore:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
 
+    async def _store_cut(self, small: bool, cut, pos: int, rows: list) -> int:
+        """Store the new chunks of one window's ``cut`` and append its extents (starting at file
+        offset ``pos``) to ``rows``; returns the offset after the window."""
+        known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
+        fresh: dict[bytes, bytes] = {}
+        for data, cid, zero in cut:
+            if not zero and cid not in known and cid not in fresh:
+                fresh[cid] = data
+        stored = await self._run(small, self._store_chunks, list(fresh.items()))
+        for loc, gen in stored:
+            self.meta.add_chunk(loc, gen)
+            self.bytes_written += loc.raw_len
+        for data, cid, zero in cut:
+            if not zero:
+                rows.append((pos, len(data), cid))
+                if cid not in fresh:
+                    self.bytes_deduplicated += len(data)
+            pos += len(data)
+        return pos
+
     async def commit(self, ino: int, df: DirtyFile) -> None:
         """Turn ``df`` into committed extents of ``ino`` (within the current batch)."""
         emap = self.extent_map(ino)
@@ -173,29 +193,52 @@ class ContentStore:
             pos = rstart                   # file offset where ``carry`` begins
             read_at = rstart
             carry = b""
-            while read_at < rend or carry:
+            while True:
                 n = min(_WINDOW, rend - read_at)
                 final = read_at + n >= rend
-                cut, carry_new = await self._run(small, self._cut_window, emap, df, read_at, n,
-                                                 carry, final)
+                cut, carry = await self._run(small, self._cut_window, emap, df, read_at, n,
+                                             carry, final)
                 read_at += n
-                known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
-                fresh: dict[bytes, bytes] = {}
-                for data, cid, zero in cut:
-                    if not zero and cid not in known and cid not in fresh:
-                        fresh[cid] = data
-                stored = await self._run(small, self._store_chunks, list(fresh.items()))
-                for loc, gen in stored:
-                    self.meta.add_chunk(loc, gen)
-                    self.bytes_written += loc.raw_len
-                for data, cid, zero in cut:
-                    if not zero:
-                        rows.append((pos, len(data), cid))
-                        if cid not in fresh:
-                            self.bytes_deduplicated += len(data)
-                    pos += len(data)
-                carry = carry_new
+                pos = await self._store_cut(small, cut, pos, rows)
                 if final:
                     break
         self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
         self._maps.pop(ino, None)
+
+    def streamable(self, ino: int, df: DirtyFile) -> tuple[int, int] | None:
+        """The dirty range of a sequential writer that can be stored ahead of the commit: held
+        in memory, past ``stream_commit`` bytes, with no committed bytes at or after it."""
+        rng = df.stream_range()
+        if rng is None or rng[1] - rng[0] < self.cfg.stream_commit:
+            return None
+        if rng[0] == df.stream_from:
+            return rng                    # the previous streaming commit ended exactly here
+        limit = df.trunc_to
+        for ext in reversed(self.extent_map(ino).extents):
+            if limit is not None and ext.offset >= limit:
+                continue
+            if ext.end > rng[0] or (limit is not None and ext.end > limit):
+                return None
+            break
+        return rng
+
+    def _cut_snapshot(self, snapshot: bytes):
+        chunks, carry = self.chunker.cut_stream(b"", snapshot, False)
+        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
+
+    async def commit_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int],
+                            snapshot: bytes) -> int | None:
+        """Store all but the last (unfinished) chunk of ``snapshot``, the bytes of a sequential
+        writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
+        content is now committed, or None when the file went away meanwhile."""
+        start, _end = rng
+        cut, _carry = await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
+        rows: list[tuple[int, int, bytes]] = []
+        done = await self._store_cut(False, cut, start, rows)
+        if self.meta.get_attr(ino) is None:
+            return None
+        self.meta.replace_extents(ino, [], df.trunc_to, rows)
+        self._maps.pop(ino, None)
+        df.keep_from(done)
+        df.stream_from = done
+        return done

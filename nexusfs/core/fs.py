@@ -247,12 +247,13 @@ class FileSystem:
                 raise FsError(errno.EFBIG)
             async with self._lock(ino):
                 df = self._dirty(ino)
+                await self._settle(df)
                 df.truncate(size)
                 df.mtime_ns = now
                 if mtime_ns is None:
                     cols["mtime_ns"] = now
-                if fh is None:           # truncate(2) by path: no release will follow
-                    await self.commit_file(ino)
+            if fh is None:               # truncate(2) by path: no release will follow
+                await self.commit_file(ino)      # (takes the inode lock itself: not re-entrant)
         cols["ctime_ns"] = ctime_ns if ctime_ns is not None else now
         self.meta.update_attr(ino, **cols)
         df = self.dirty.get(ino)
@@ -573,11 +574,46 @@ class FileSystem:
             raise FsError(errno.EFBIG)
         async with self._lock(h.ino):
             df = self._dirty(h.ino)
+            if df.error:
+                raise FsError(df.error)
             if h.append:
                 offset = df.size
+            if df.streaming is not None and (offset < df.streaming_end or
+                                             df.dirty_bytes() > 4 * self.cfg.stream_commit):
+                await df.streaming.wait()        # never write under bytes being stored
             df.write(offset, data)
             df.mtime_ns = now_ns()
+            if df.streaming is None:
+                rng = self.content.streamable(h.ino, df)
+                if rng is not None:
+                    self._start_stream(h.ino, df, rng)
         return len(data)
+
+    def _start_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int]) -> None:
+        """Store a sequential writer's full chunks in the background while it keeps writing,
+        so a large file never sits whole in a buffer and chunking overlaps the FUSE traffic."""
+        df.streaming = trio.Event()
+        df.streaming_end = rng[1]
+        snapshot = df.buf.pread(rng[0], rng[1] - rng[0])
+        trio.lowlevel.spawn_system_task(self._stream_task, ino, df, rng, snapshot)
+
+    async def _stream_task(self, ino: int, df: DirtyFile, rng: tuple[int, int], snapshot) -> None:
+        try:
+            done = await self.content.commit_stream(ino, df, rng, snapshot)
+            if done is not None:
+                self.meta.update_attr(ino, size=done)
+                self.meta.update_blocks(ino)
+        except Exception as e:
+            df.error = getattr(e, "errno", None) or errno.EIO
+            log.error("write of %s failed: %s", self.path_of(ino), e)
+        finally:
+            event, df.streaming = df.streaming, None
+            event.set()
+
+    async def _settle(self, df: DirtyFile) -> None:
+        """Wait for a background streaming commit of ``df`` to end."""
+        while df.streaming is not None:
+            await df.streaming.wait()
 
     async def commit_file(self, ino: int) -> None:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)."""
@@ -585,6 +621,10 @@ class FileSystem:
             df = self.dirty.get(ino)
             if df is None:
                 return
+            await self._settle(df)
+            if df.error:
+                err, df.error = df.error, 0
+                raise FsError(err)
             if self.meta.get_attr(ino) is None:
                 self.dirty.pop(ino).close()
                 return
