@@ -62,6 +62,8 @@ def mount(mountpoint, data_dir, options, foreground, log_level):
     runtime.setup_logging(log_level)
     opts = [o.strip() for group in options for o in group.split(",") if o.strip()]
     cfg = config_mod.load(data_dir)
+    if data_dir is None:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)      # the default store is made on first use
     try:
         code = runtime.mount(cfg, mountpoint, opts, foreground, log_level)
     except (runtime.MountError, StoreError) as e:

@@ -40,6 +40,7 @@ class Config:
     attr_timeout: float = 300.0
     entry_timeout: float = 300.0
     compress_level: int = 3
+    gc_threshold: int = 256 * MiB        # collect garbage in the background past this much churn
 
     @property
     def db_path(self) -> Path:

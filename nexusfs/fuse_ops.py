@@ -10,6 +10,7 @@ import errno
 import functools
 import logging
 import os
+import time
 
 import pyfuse3
 from cachetools import TTLCache
@@ -20,11 +21,32 @@ from .types import Attr, Caller, FsError
 log = logging.getLogger("nexusfs.fuse")
 
 
+class OpStats:
+    """Per-operation request counts and total latency, for stats and benchmarks."""
+
+    def __init__(self):
+        self.count: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.errors: dict[str, int] = {}
+
+    def add(self, op: str, seconds: float, failed: bool) -> None:
+        self.count[op] = self.count.get(op, 0) + 1
+        self.seconds[op] = self.seconds.get(op, 0.0) + seconds
+        if failed:
+            self.errors[op] = self.errors.get(op, 0) + 1
+
+
 def _guard(fn):
+    name = fn.__name__
+
     @functools.wraps(fn)
     async def wrapper(self, *args):
+        started = time.perf_counter()
+        failed = True
         try:
-            return await fn(self, *args)
+            result = await fn(self, *args)
+            failed = False
+            return result
         except FsError as e:
             raise pyfuse3.FUSEError(e.errno) from None
         except pyfuse3.FUSEError:
@@ -38,6 +60,8 @@ def _guard(fn):
         except Exception:
             log.exception("%s%r failed", fn.__name__, args[:2])
             raise pyfuse3.FUSEError(errno.EIO) from None
+        finally:
+            self.op_stats.add(name, time.perf_counter() - started, failed)
     return wrapper
 
 
@@ -71,6 +95,7 @@ class Operations(pyfuse3.Operations):
         self.fs = fs
         self.cfg = fs.cfg
         self._callers: TTLCache = TTLCache(maxsize=4096, ttl=5.0)
+        self.op_stats = OpStats()
 
     # -- conversions --------------------------------------------------------------------------
     def _caller(self, ctx) -> Caller:
@@ -104,7 +129,16 @@ class Operations(pyfuse3.Operations):
     # -- handlers -----------------------------------------------------------------------------
     @_guard
     async def lookup(self, parent_inode, name, ctx):
-        return self._ea(await self.fs.lookup(parent_inode, name, self._caller(ctx)))
+        try:
+            return self._ea(await self.fs.lookup(parent_inode, name, self._caller(ctx)))
+        except FsError as e:
+            if e.errno != errno.ENOENT:
+                raise
+        # a negative entry (inode 0): the kernel caches "no such name" until it creates one
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = 0
+        e.entry_timeout = self.cfg.entry_timeout
+        return e
 
     @_guard
     async def forget(self, inode_list):
@@ -236,8 +270,14 @@ class Operations(pyfuse3.Operations):
     async def setxattr(self, inode, name, value, ctx):
         await self.fs.setxattr(inode, name, value, self._caller(ctx))
 
-    @_guard
     async def getxattr(self, inode, name, ctx):
+        if name == b"security.capability" and inode not in self.fs.caps:
+            # asked before every write(): answered here, without the general handler's cost
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return await self._getxattr(inode, name, ctx)
+
+    @_guard
+    async def _getxattr(self, inode, name, ctx):
         return await self.fs.getxattr(inode, name, self._caller(ctx))
 
     @_guard

@@ -198,15 +198,15 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
     reg.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint,
                                "data_dir": str(cfg.data_dir)}))
     try:
-        trio.run(_serve, fs, ready_w)
+        trio.run(_serve, fs, ops, ready_w)
     finally:
         reg.unlink(missing_ok=True)
     return 0
 
 
-async def _serve(fs: FileSystem, ready_w: int | None) -> None:
+async def _serve(fs: FileSystem, ops: fuse_ops.Operations, ready_w: int | None) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_signals, nursery.cancel_scope)
+        nursery.start_soon(_signals, ops)
         nursery.start_soon(_batch_timer, fs)
         if ready_w is not None:
             os.write(ready_w, b"ok")
@@ -224,11 +224,18 @@ async def _serve(fs: FileSystem, ready_w: int | None) -> None:
     log.info("stopped cleanly")
 
 
-async def _signals(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+async def _signals(ops: fuse_ops.Operations) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                   signal.SIGUSR1) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
                 log.info("SIGHUP: nothing to reload yet")
+                continue
+            if signum == signal.SIGUSR1:
+                st = ops.op_stats
+                for op in sorted(st.count, key=st.count.get, reverse=True):
+                    log.info("op %s: %d requests, %.0f us average, %d failed", op, st.count[op],
+                             st.seconds[op] / st.count[op] * 1e6, st.errors.get(op, 0))
                 continue
             log.info("signal %d: flushing and unmounting", signum)
             fuse_ops.terminate()

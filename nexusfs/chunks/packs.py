@@ -30,6 +30,7 @@ class PackStore:
         self._lock = threading.Lock()
         self._open_lock = threading.Lock()
         self._readers: dict[int, int] = {}
+        self._retired: list[int] = []
         self._unsynced: set[int] = set()
         self.written_gen = 0
         self.synced_gen = 0
@@ -88,6 +89,39 @@ class PackStore:
         finally:
             os.close(dfd)
 
+    @property
+    def current(self) -> int | None:
+        return getattr(self, "_pack", None)
+
+    def size_of(self, pack: int) -> int:
+        try:
+            return self._path(pack).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def rotate(self) -> None:
+        with self._lock:
+            self._rotate()
+
+    def copy_records(self, pack: int, chunks) -> list[tuple[bytes, int, int, int]]:
+        """Append the given (id, codec, raw_len, offset, stored_len) records of ``pack`` to the
+        current pack; returns (id, new pack, new offset, generation) for each."""
+        out = []
+        for cid, kind, raw_len, off, stored_len in chunks:
+            stored = self.read(pack, off, stored_len)
+            new_pack, new_off, gen = self.append(cid, kind, raw_len, stored)
+            out.append((cid, new_pack, new_off, gen))
+        return out
+
+    def retire(self, pack: int) -> None:
+        """Delete a pack whose chunks have all moved (their new home is durable). A read still
+        in flight keeps working through its open descriptor."""
+        with self._open_lock:
+            fd = self._readers.pop(pack, None)
+        if fd is not None:
+            self._retired.append(fd)
+        self._path(pack).unlink(missing_ok=True)
+
     def sync(self) -> int:
         """fdatasync every pack written since the last sync; returns the generation now durable."""
         with self._lock:
@@ -141,6 +175,7 @@ class PackStore:
                 os.fdatasync(self._fd)
             finally:
                 os.close(self._fd)
-            for fd in self._readers.values():
+            for fd in [*self._readers.values(), *self._retired]:
                 os.close(fd)
             self._readers.clear()
+            self._retired.clear()

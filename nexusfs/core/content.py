@@ -80,6 +80,10 @@ class ContentStore:
     def forget(self, ino: int) -> None:
         self._maps.pop(ino, None)
 
+    def forget_all(self) -> None:
+        """Drop every cached extent map (chunk locations moved)."""
+        self._maps.clear()
+
     def fetch(self, loc: ChunkLoc) -> bytes:
         """The decoded bytes of a chunk, verified against its BLAKE3 id. Thread-safe."""
         data = self.cache.get(loc.id)

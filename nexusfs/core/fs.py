@@ -28,6 +28,7 @@ from ..meta.store import MetaStore
 from ..types import NAME_MAX, ROOT_INO, SYMLINK_MAX, Attr, Caller, DirEntry, FsError, StatFs
 from .buffers import DirtyFile
 from .content import ContentStore, CorruptChunk
+from .gate import Gate
 
 log = logging.getLogger("nexusfs.fs")
 
@@ -67,6 +68,13 @@ class FileSystem:
         self._next_fh = 1
         self._lock_fd: int | None = None
         self.caps: set[int] = set()
+        self.gate = Gate()
+        self.garbage_hint = 0            # bytes probably freed since the last GC
+        self._gc_running = False
+        self._gc_last = 0.0
+        self._space_checked = 0.0
+        self._space_low = False
+        self._space_near = False
         self.meta: MetaStore
         self.packs: PackStore
         self.content: ContentStore
@@ -75,6 +83,13 @@ class FileSystem:
     def start(self) -> None:
         """Open the store (creating it on first use), take its lock, and recover from a crash."""
         cfg = self.cfg
+        if cfg.data_dir.is_dir() and not cfg.db_path.exists():
+            others = [p.name for p in cfg.data_dir.iterdir() if p.name not in ("lock", "packs", "tmp")]
+            if others:
+                raise db.StoreError(f"{cfg.data_dir} is not a nexusfs data directory (it holds "
+                                    f"{len(others)} other entries, e.g. {others[0]!r})")
+        elif not cfg.data_dir.exists() and not cfg.data_dir.parent.is_dir():
+            raise db.StoreError(f"data directory {cfg.data_dir} does not exist, nor its parent")
         try:
             cfg.data_dir.mkdir(parents=True, exist_ok=True)
             cfg.pack_dir.mkdir(exist_ok=True)
@@ -123,7 +138,10 @@ class FileSystem:
         self.lookups.clear()
         self._purge_unlinked_all()
         await self.sync()
-        self.meta.checkpoint()
+        try:
+            self.meta.checkpoint()
+        except Exception as e:            # e.g. a full disk: the WAL stays, which is consistent
+            log.warning("checkpoint at close failed: %s", e)
         self.meta.close()
         self.packs.close()
         if self._lock_fd is not None:
@@ -151,6 +169,32 @@ class FileSystem:
             finally:
                 os.close(fd)
 
+    def quiesced(self):
+        """Exclusive access for GC: no content commit runs while it is held."""
+        return self.gate.exclusive()
+
+    def start_gc(self, force: bool = False) -> None:
+        """Collect garbage in the background (one collection at a time); ``force`` (a full
+        disk) runs it even without known churn, at most every few seconds."""
+        if self._gc_running:
+            return
+        if not self.garbage_hint and not (force and time.monotonic() - self._gc_last > 5):
+            return
+        self._gc_running = True
+        self._gc_last = time.monotonic()
+        trio.lowlevel.spawn_system_task(self._gc_task)
+
+    async def _gc_task(self) -> None:
+        from .gc import collect
+        try:
+            self.garbage_hint = 0
+            await collect(self)
+            self._space_checked = 0.0
+        except Exception:
+            log.exception("garbage collection failed")
+        finally:
+            self._gc_running = False
+
     async def periodic(self) -> None:
         """The batch timer's tick: commit idle buffers, then the batch (not fsynced)."""
         limit = time.monotonic() - self.cfg.idle_commit
@@ -159,6 +203,8 @@ class FileSystem:
                 await self.commit_file(ino)
         if self.meta.in_txn:
             await self.sync(durable=False)
+        if self.garbage_hint > self.cfg.gc_threshold:
+            self.start_gc()
 
     # -- attributes ---------------------------------------------------------------------------
     def _attr(self, ino: int) -> Attr:
@@ -283,6 +329,7 @@ class FileSystem:
     def _make(self, parent: int, name: bytes, mode: int, caller: Caller, *, rdev: int = 0,
               target: bytes | None = None) -> Attr:
         pattr = self._prepare_create(parent, name)
+        self._check_space()
         gid, mode = self._new_owner(pattr, caller, mode)
         now = now_ns()
         is_dir = st.S_ISDIR(mode)
@@ -382,6 +429,7 @@ class FileSystem:
         df = self.dirty.pop(ino, None)
         if df is not None:
             df.close()
+        self.garbage_hint += attr.size
         self.meta.delete_inode(ino)
         self.content.forget(ino)
         self.caps.discard(ino)
@@ -566,12 +614,27 @@ class FileSystem:
             log.error("read of %s failed: %s", self.path_of(h.ino), e)
             raise FsError(errno.EIO) from e
 
+    def _check_space(self) -> None:
+        """ENOSPC for new data once free space falls under the reserve, which is kept so that
+        metadata commits (and deletes that free space) still succeed on a full disk."""
+        now = time.monotonic()
+        if self._space_near or now - self._space_checked > 0.25:
+            s = os.statvfs(self.cfg.data_dir)
+            reserve = max(4 << 20, min(256 << 20, s.f_blocks * s.f_frsize // 50))
+            self._space_low = s.f_bavail * s.f_frsize < reserve
+            self._space_near = s.f_bavail * s.f_frsize < 8 * reserve
+            self._space_checked = now
+        if self._space_low:
+            self.start_gc(force=True)
+            raise FsError(errno.ENOSPC)
+
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         h = self._handle(fh)
         if not h.writable:
             raise FsError(errno.EBADF)
         if offset + len(data) > self.cfg.max_file_size:
             raise FsError(errno.EFBIG)
+        self._check_space()
         async with self._lock(h.ino):
             df = self._dirty(h.ino)
             if df.error:
@@ -599,7 +662,8 @@ class FileSystem:
 
     async def _stream_task(self, ino: int, df: DirtyFile, rng: tuple[int, int], snapshot) -> None:
         try:
-            done = await self.content.commit_stream(ino, df, rng, snapshot)
+            async with self.gate.shared():
+                done = await self.content.commit_stream(ino, df, rng, snapshot)
             if done is not None:
                 self.meta.update_attr(ino, size=done)
                 self.meta.update_blocks(ino)
@@ -629,13 +693,15 @@ class FileSystem:
                 self.dirty.pop(ino).close()
                 return
             try:
-                await self.content.commit(ino, df)
+                async with self.gate.shared():
+                    await self.content.commit(ino, df)
             except CorruptChunk as e:
                 log.error("commit of %s failed: %s", self.path_of(ino), e)
                 raise FsError(errno.EIO) from e
             except OSError as e:
                 log.error("commit of %s failed: %s", self.path_of(ino), e)
                 raise FsError(e.errno or errno.EIO) from e
+            self.garbage_hint += df.dirty_bytes() + 1
             cols = {"size": df.size}
             if df.mtime_ns is not None:
                 cols["mtime_ns"] = cols["ctime_ns"] = df.mtime_ns

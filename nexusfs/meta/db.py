@@ -51,6 +51,15 @@ def open_store(path: Path, *, root_uid: int, root_gid: int) -> apsw.Connection:
     """Open (creating or migrating as needed) the metadata database at ``path``."""
     fresh = not path.exists()
     conn = connect(path)
+    try:
+        _prepare(conn, path, fresh, root_uid, root_gid)
+    except BaseException:
+        conn.close()                 # a refused or broken store must not leave a connection open
+        raise
+    return conn
+
+
+def _prepare(conn: apsw.Connection, path: Path, fresh: bool, root_uid: int, root_gid: int) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not fresh and tables and "store_info" not in tables:
         raise StoreError(f"{path} is an SQLite database but not a nexusfs store")
@@ -69,7 +78,6 @@ def open_store(path: Path, *, root_uid: int, root_gid: int) -> apsw.Connection:
                          f"{SCHEMA_VERSION}: upgrade nexusfs")
     elif version < SCHEMA_VERSION:
         migrate(conn, path, version)
-    return conn
 
 
 def migrate(conn: apsw.Connection, path: Path, version: int) -> None:

@@ -35,8 +35,12 @@ class MetaStore:
 
     def commit(self) -> None:
         if self.in_txn:
-            self.conn.execute("COMMIT")
-            self.in_txn = False
+            try:
+                self.conn.execute("COMMIT")
+            finally:
+                # SQLite rolls back by itself on some failures (disk full, I/O error)
+                if self.conn.getautocommit():
+                    self.in_txn = False
 
     def rollback(self) -> None:
         if self.in_txn:
@@ -179,12 +183,27 @@ class MetaStore:
         return list(self.conn.execute(
             "SELECT id, pack FROM chunks WHERE NOT EXISTS (SELECT 1 FROM extents e WHERE e.chunk=chunks.id)"))
 
+    def pack_usage(self) -> dict[int, int]:
+        """Live (referenced by the chunk index) stored bytes per pack."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT pack, sum(stored_len) FROM chunks WHERE pack IS NOT NULL GROUP BY pack")}
+
+    def chunks_in_pack(self, pack: int) -> list[tuple[bytes, int, int, int, int]]:
+        """(id, codec, raw_len, offset, stored_len) of every indexed chunk in ``pack``."""
+        return list(self.conn.execute(
+            "SELECT id, codec, raw_len, pack_offset, stored_len FROM chunks WHERE pack=?", (pack,)))
+
+    def move_chunk(self, cid: bytes, pack: int, offset: int, gen: int) -> None:
+        self._w().execute("UPDATE chunks SET pack=?, pack_offset=? WHERE id=?", (pack, offset, cid))
+        self.need_gen = max(self.need_gen, gen)
+
     def delete_chunks(self, ids: list[bytes]) -> None:
         self._w().executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
 
     def space_stats(self) -> dict:
         logical = self.conn.execute(
-            "SELECT total(size) FROM inodes WHERE (mode & 0o170000)=0o100000").fetchone()[0]
+            "SELECT total(size) FROM inodes WHERE (mode & ?)=?",  # SQL has no 0o literals
+            (0o170000, 0o100000)).fetchone()[0]
         referenced = self.conn.execute("SELECT total(length) FROM extents").fetchone()[0]
         unique, stored, n = self.conn.execute(
             "SELECT total(raw_len), total(stored_len), count(*) FROM chunks").fetchone()
