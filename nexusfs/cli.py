@@ -149,5 +149,38 @@ def fsck(data_dir, quick):
     click.echo("clean")
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="The store to collect.")
+def gc(data_dir):
+    """Free the space of deleted data: drop unreferenced chunks, compact pack files.
+
+    A mounted store collects garbage by itself; this runs on a store that is not mounted."""
+    import trio
+    from .core.fs import FileSystem
+    from .core.gc import collect
+    from .meta.db import StoreError
+    cfg = config_mod.load(data_dir)
+    if not cfg.db_path.exists():
+        _fail(f"no nexusfs store in {cfg.data_dir}")
+    fs = FileSystem(cfg)
+    try:
+        fs.start()
+    except StoreError as e:
+        _fail(f"{e} (a mounted store collects its garbage by itself)")
+
+    async def run():
+        with click.progressbar(length=1, label="compacting packs", file=sys.stderr) as bar:
+            def progress(done, total):
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+            fs.garbage_hint = 1
+            result = await collect(fs, progress=progress)
+        await fs.close()
+        return result
+    r = trio.run(run)
+    click.echo(f"chunks freed: {r.chunks_freed}, packs compacted: {r.packs_deleted}, "
+               f"bytes returned: {_human(r.bytes_freed)}")
+
+
 if __name__ == "__main__":
     main()
