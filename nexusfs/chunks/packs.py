@@ -38,6 +38,20 @@ class PackStore:
         self._pack = existing[-1] if existing else 1
         self._fd = os.open(self._path(self._pack), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
+        intact = self._intact_length(self._pack)
+        if intact < self._size:
+            # a crash mid-append left a torn record: cut it off so later records stay scannable
+            os.ftruncate(self._fd, intact)
+            self._size = intact
+
+    def _intact_length(self, pack: int) -> int:
+        end = 0
+        size = self._path(pack).stat().st_size
+        for offset, _cid, _codec, _raw, stored_len in self.scan(pack):
+            if offset + stored_len > size:
+                break
+            end = offset + stored_len
+        return end
 
     @classmethod
     def reader(cls, directory: Path) -> "PackStore":
