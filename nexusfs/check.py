@@ -42,7 +42,7 @@ def _check_tree(conn, problems: list[str]) -> None:
     links: Counter = Counter()
     subdirs: Counter = Counter()
     parents: dict[int, int] = {}
-    for parent, name, ino in conn.execute("SELECT parent, name, ino FROM dentries"):
+    for parent, name, ino in conn.execute("SELECT parent, name, ino FROM dentries WHERE seq_to IS NULL"):
         if parent not in inodes or not st.S_ISDIR(inodes[parent][0]):
             problems.append(f"entry {name!r} in {parent}: parent is missing or not a directory")
         if ino not in inodes:
@@ -79,11 +79,23 @@ def _check_tree(conn, problems: list[str]) -> None:
 
 
 def _check_content(conn, problems: list[str]) -> None:
+    for table in ("dentries", "extents"):
+        bad = conn.execute(f"SELECT count(*) FROM {table} WHERE seq_to IS NOT NULL AND seq_to<=seq_from").fetchone()[0]
+        if bad:
+            problems.append(f"{bad} {table} history rows with an empty validity range")
+    bad = conn.execute("SELECT count(*) FROM extents e WHERE NOT EXISTS (SELECT 1 FROM chunks c"
+                       " WHERE c.id=e.chunk)").fetchone()[0]
+    if bad:
+        problems.append(f"{bad} extents (live or history) reference missing chunks")
+    last = conn.execute("SELECT max(seq) FROM oplog").fetchone()[0] or 0
+    ahead = conn.execute("SELECT count(*) FROM extents WHERE seq_from>?", (last,)).fetchone()[0]
+    if ahead:
+        problems.append(f"{ahead} extents carry a sequence number past the log's last ({last})")
     prev_ino, prev_end = None, 0
     rows = conn.execute(
         "SELECT e.ino, e.offset, e.length, c.raw_len, i.size, i.mode FROM extents e"
         " LEFT JOIN chunks c ON c.id=e.chunk LEFT JOIN inodes i ON i.ino=e.ino"
-        " ORDER BY e.ino, e.offset")
+        " WHERE e.seq_to IS NULL ORDER BY e.ino, e.offset")
     for ino, off, length, raw_len, size, mode in rows:
         if size is None:
             problems.append(f"extents of missing inode {ino}")

@@ -69,7 +69,8 @@ class Config:
 
 def load(data_dir: str | os.PathLike | None = None, **overrides) -> Config:
     """Defaults, then ``DATA_DIR/nexusfs.toml``, then ``NEXUS_<FIELD>`` variables, then overrides."""
-    cfg = Config(data_dir=Path(data_dir) if data_dir else default_data_dir())
+    # absolute: the path is recorded in the mount registry and read from other directories
+    cfg = Config(data_dir=Path(data_dir).absolute() if data_dir else default_data_dir())
     values: dict = {}
     if cfg.config_file.is_file():
         with open(cfg.config_file, "rb") as f:

@@ -76,6 +76,14 @@ def _groups_of(pid: int) -> tuple[int, ...]:
     return ()
 
 
+def _comm_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().strip().decode(errors="replace")
+    except OSError:
+        return None
+
+
 def _agent_of(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
@@ -94,6 +102,7 @@ class Operations(pyfuse3.Operations):
         super().__init__()
         self.fs = fs
         self.cfg = fs.cfg
+        fs.kernel_cmtime = self.enable_writeback_cache
         self._callers: TTLCache = TTLCache(maxsize=4096, ttl=5.0)
         self.op_stats = OpStats()
 
@@ -103,7 +112,8 @@ class Operations(pyfuse3.Operations):
         c = self._callers.get(key)
         if c is None or c.umask != ctx.umask:
             c = Caller(uid=ctx.uid, gid=ctx.gid, pid=ctx.pid, umask=ctx.umask,
-                       groups=_groups_of(ctx.pid), agent=_agent_of(ctx.pid))
+                       groups=_groups_of(ctx.pid), agent=_agent_of(ctx.pid),
+                       process=_comm_of(ctx.pid))
             self._callers[key] = c
         return c
 

@@ -134,8 +134,11 @@ def recover_stale(mountpoint: str) -> None:
     detached so that the new mount can take its place."""
     try:
         os.stat(mountpoint)
+        # stat may be answered from the kernel's attribute cache (attr_timeout) without asking
+        # the dead daemon; statfs always goes to the daemon, so it sees the dead connection
+        os.statvfs(mountpoint)
     except OSError as e:
-        if e.errno == errno.ENOTCONN:
+        if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
             log.warning("%s: stale mount of a crashed daemon, detaching it", mountpoint)
             subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

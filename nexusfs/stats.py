@@ -14,7 +14,7 @@ def store_stats(cfg: Config) -> dict:
         files = q("SELECT count(*) FROM inodes WHERE (mode & 61440)=32768")[0]
         dirs = q("SELECT count(*) FROM inodes WHERE (mode & 61440)=16384")[0]
         logical = int(q("SELECT total(size) FROM inodes WHERE (mode & 61440)=32768")[0])
-        referenced = int(q("SELECT total(length) FROM extents")[0])
+        referenced = int(q("SELECT total(length) FROM extents WHERE seq_to IS NULL")[0])
         unique, stored, chunks = q("SELECT total(raw_len), total(stored_len), count(*) FROM chunks")
     finally:
         conn.close()

@@ -53,6 +53,7 @@ class Caller:
     umask: int = 0o022
     groups: tuple[int, ...] = ()
     agent: str | None = None
+    process: str | None = None
 
 
 ROOT_CALLER = Caller()

@@ -148,6 +148,10 @@ class DirtyFile:
         self.streaming = None                 # trio.Event while a streaming commit runs
         self.streaming_end = 0                # ... which stores bytes below this offset
         self.error = 0                        # errno of a failed background commit
+        self.seq: int | None = None           # the logged write operation this buffer becomes
+        self.writer = None                    # the Caller who opened the file for writing
+        self.readers = 0                      # reads using the buffer from worker threads
+        self.close_pending = False
 
     def write(self, offset: int, data) -> None:
         self.buf.pwrite(data, offset)
@@ -182,4 +186,14 @@ class DirtyFile:
         return self.ranges.total()
 
     def close(self) -> None:
-        self.buf.close()
+        """Release the buffer, or, while reads in worker threads still use it, once the last
+        of them is done."""
+        if self.readers:
+            self.close_pending = True
+        else:
+            self.buf.close()
+
+    def reader_done(self) -> None:
+        self.readers -= 1
+        if self.close_pending and not self.readers:
+            self.buf.close()

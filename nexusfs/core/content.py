@@ -128,7 +128,13 @@ class ContentStore:
         emap = self.extent_map(ino)
         if length <= _INLINE_WORK and not self.needs_io(emap, start, start + length):
             return self.assemble(emap, df, start, length)
-        return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
+        if df is None:
+            return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
+        df.readers += 1                 # a commit meanwhile must not close the buffer under us
+        try:
+            return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
+        finally:
+            df.reader_done()
 
     # -- committing ---------------------------------------------------------------------------
     def _regions(self, emap: ExtentMap, df: DirtyFile) -> Ranges:
@@ -187,8 +193,9 @@ class ContentStore:
             pos += len(data)
         return pos
 
-    async def commit(self, ino: int, df: DirtyFile) -> None:
-        """Turn ``df`` into committed extents of ``ino`` (within the current batch)."""
+    async def commit(self, ino: int, df: DirtyFile, seq: int) -> None:
+        """Turn ``df`` into committed extents of ``ino`` (within the current batch), as part of
+        operation ``seq``."""
         emap = self.extent_map(ino)
         regions = self._regions(emap, df)
         rows: list[tuple[int, int, bytes]] = []
@@ -206,6 +213,7 @@ class ContentStore:
                 pos = await self._store_cut(small, cut, pos, rows)
                 if final:
                     break
+        self.meta.seq = seq
         self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
         self._maps.pop(ino, None)
 
@@ -231,7 +239,7 @@ class ContentStore:
         return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
 
     async def commit_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int],
-                            snapshot: bytes) -> int | None:
+                            snapshot: bytes, seq: int) -> int | None:
         """Store all but the last (unfinished) chunk of ``snapshot``, the bytes of a sequential
         writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
         content is now committed, or None when the file went away meanwhile."""
@@ -241,6 +249,7 @@ class ContentStore:
         done = await self._store_cut(False, cut, start, rows)
         if self.meta.get_attr(ino) is None:
             return None
+        self.meta.seq = seq
         self.meta.replace_extents(ino, [], df.trunc_to, rows)
         self._maps.pop(ino, None)
         df.keep_from(done)

@@ -18,12 +18,22 @@ def _row_to_attr(row) -> Attr:
     return Attr(*row)
 
 
+_HIST_COLS = "mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, target"
+
+
 class MetaStore:
+    """Live state plus history rows. ``seq`` is the operation that mutations belong to: the core
+    sets it (``begin_op``) right before each synchronous block of mutations. A row opened and
+    closed by the same operation is deleted instead of kept as history."""
+
     def __init__(self, conn: apsw.Connection):
         self.conn = conn
         self.in_txn = False
         self.need_gen = 0
         self.changes = 0
+        row = conn.execute("SELECT max(seq) FROM oplog").fetchone()
+        self.last_seq = row[0] or 0
+        self.seq = self.last_seq
 
     # -- transactions -------------------------------------------------------------------------
     def _w(self):
@@ -55,46 +65,87 @@ class MetaStore:
         self.commit()
         self.conn.close()
 
+    # -- the operation log --------------------------------------------------------------------
+    def begin_op(self, op: str, *, uid: int, gid: int, pid: int, process: str | None,
+                 agent: str | None, path: str | None = None, path2: str | None = None,
+                 ino: int | None = None, time_ns: int, undo_of: int | None = None) -> int:
+        """Allocate the next sequence number, log the operation, and make it current."""
+        self.last_seq += 1
+        self.seq = self.last_seq
+        self._w().execute("INSERT INTO oplog (seq, time_ns, uid, gid, pid, process, agent, op, path,"
+                          " path2, ino, undo_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          (self.seq, time_ns, uid, gid, pid, process, agent, op, path, path2, ino,
+                           undo_of))
+        return self.seq
+
+    def end_op(self, seq: int, result: int, ino: int | None = None) -> None:
+        if result or ino is not None:
+            self._w().execute("UPDATE oplog SET result=?, ino=coalesce(?, ino) WHERE seq=?",
+                              (result, ino, seq))
+
+    def add_version(self, ino: int, seq: int, size: int, mtime_ns: int) -> None:
+        self._w().execute("INSERT OR REPLACE INTO versions (ino, seq, size, mtime_ns) VALUES (?,?,?,?)",
+                          (ino, seq, size, mtime_ns))
+
     # -- inodes -------------------------------------------------------------------------------
     def get_attr(self, ino: int) -> Attr | None:
         row = self.conn.execute(f"SELECT {_ATTR_COLS} FROM inodes WHERE ino=?", (ino,)).fetchone()
         return _row_to_attr(row) if row else None
 
+    def _save_inode(self, ino: int) -> None:
+        """Keep the live row's values as history before the current op changes them."""
+        self._w().execute(
+            f"INSERT OR IGNORE INTO inode_history (ino, seq_from, seq_to, {_HIST_COLS})"
+            f" SELECT ino, seq, ?, {_HIST_COLS} FROM inodes WHERE ino=? AND seq<?",
+            (self.seq, ino, self.seq))
+
     def update_blocks(self, ino: int) -> None:
-        """Recompute st_blocks from the extents (after a commit changed them)."""
-        self._w().execute("UPDATE inodes SET blocks=(SELECT CAST((total(length)+511)/512 AS INTEGER) FROM extents"
-                          " WHERE ino=?) WHERE ino=?", (ino, ino))
+        """Recompute st_blocks from the live extents (after a commit changed them)."""
+        self._w().execute("UPDATE inodes SET blocks=(SELECT CAST((total(length)+511)/512 AS INTEGER)"
+                          " FROM extents WHERE ino=? AND seq_to IS NULL) WHERE ino=?", (ino, ino))
 
     def create_inode(self, mode: int, uid: int, gid: int, now: int, *, nlink: int = 1,
                      rdev: int = 0, target: bytes | None = None) -> int:
         c = self._w()
         size = len(target) if target is not None else 0
         c.execute("INSERT INTO inodes (mode, nlink, uid, gid, rdev, size, atime_ns, mtime_ns,"
-                  " ctime_ns, target) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                  (mode, nlink, uid, gid, rdev, size, now, now, now, target))
+                  " ctime_ns, target, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                  (mode, nlink, uid, gid, rdev, size, now, now, now, target, self.seq))
         return c.last_insert_rowid()
 
     def update_attr(self, ino: int, **cols) -> None:
         if not cols:
             return
+        self._save_inode(ino)
         sets = ", ".join(f"{k}=?" for k in cols)
-        self._w().execute(f"UPDATE inodes SET {sets} WHERE ino=?", (*cols.values(), ino))
+        self._w().execute(f"UPDATE inodes SET {sets}, seq=? WHERE ino=?",
+                          (*cols.values(), self.seq, ino))
 
     def add_nlink(self, ino: int, delta: int, now: int) -> None:
-        self._w().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=? WHERE ino=?",
-                          (delta, now, ino))
+        self._save_inode(ino)
+        self._w().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=?, seq=? WHERE ino=?",
+                          (delta, now, self.seq, ino))
 
     def touch_dir(self, ino: int, now: int, nlink_delta: int = 0) -> None:
-        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+? WHERE ino=?",
-                          (now, now, nlink_delta, ino))
+        self._save_inode(ino)
+        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+?, seq=? WHERE ino=?",
+                          (now, now, nlink_delta, self.seq, ino))
 
     def readlink(self, ino: int) -> bytes | None:
         row = self.conn.execute("SELECT target FROM inodes WHERE ino=?", (ino,)).fetchone()
         return row[0] if row else None
 
     def delete_inode(self, ino: int) -> None:
+        """Purge an inode nothing refers to any more. Its content stays in history, closed at
+        the operation that last changed the inode (the unlink that orphaned it), so that
+        undoing that operation can bring it back."""
         c = self._w()
-        c.execute("DELETE FROM extents WHERE ino=?", (ino,))
+        row = c.execute("SELECT seq FROM inodes WHERE ino=?", (ino,)).fetchone()
+        if row is None:
+            return
+        last = row[0]
+        c.execute("DELETE FROM extents WHERE ino=? AND seq_to IS NULL AND seq_from>=?", (ino, last))
+        c.execute("UPDATE extents SET seq_to=? WHERE ino=? AND seq_to IS NULL", (last, ino))
         c.execute("DELETE FROM xattrs WHERE ino=?", (ino,))
         c.execute("DELETE FROM inodes WHERE ino=?", (ino,))
 
@@ -106,39 +157,61 @@ class MetaStore:
 
     # -- directory entries --------------------------------------------------------------------
     def lookup(self, parent: int, name: bytes) -> int | None:
-        row = self.conn.execute("SELECT ino FROM dentries WHERE parent=? AND name=?",
+        row = self.conn.execute("SELECT ino FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL",
                                 (parent, name)).fetchone()
         return row[0] if row else None
 
     def add_dentry(self, parent: int, name: bytes, ino: int) -> None:
         # the rowid picks max(id)+1, so new entries sort after every entry a listing has seen
-        self._w().execute("INSERT INTO dentries (parent, name, ino) VALUES (?,?,?)",
-                          (parent, name, ino))
+        self._w().execute("INSERT INTO dentries (parent, name, ino, seq_from) VALUES (?,?,?,?)",
+                          (parent, name, ino, self.seq))
 
     def remove_dentry(self, parent: int, name: bytes) -> None:
-        self._w().execute("DELETE FROM dentries WHERE parent=? AND name=?", (parent, name))
+        c = self._w()
+        c.execute("DELETE FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL AND seq_from>=?",
+                  (parent, name, self.seq))
+        c.execute("UPDATE dentries SET seq_to=? WHERE parent=? AND name=? AND seq_to IS NULL",
+                  (self.seq, parent, name))
 
     def repoint_dentry(self, parent: int, name: bytes, ino: int) -> None:
-        self._w().execute("UPDATE dentries SET ino=? WHERE parent=? AND name=?", (ino, parent, name))
+        """Point a live name at another inode, keeping its readdir cookie; the old pointing
+        becomes a history row."""
+        c = self._w()
+        c.execute("INSERT INTO dentries (parent, name, ino, seq_from, seq_to) SELECT parent, name,"
+                  " ino, seq_from, ? FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL"
+                  " AND seq_from<?", (self.seq, parent, name, self.seq))
+        c.execute("UPDATE dentries SET ino=?, seq_from=? WHERE parent=? AND name=? AND seq_to IS NULL",
+                  (ino, self.seq, parent, name))
 
     def has_children(self, ino: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM dentries WHERE parent=? LIMIT 1",
+        return self.conn.execute("SELECT 1 FROM dentries WHERE parent=? AND seq_to IS NULL LIMIT 1",
                                  (ino,)).fetchone() is not None
 
     def parent_of(self, ino: int) -> int | None:
-        row = self.conn.execute("SELECT parent FROM dentries WHERE ino=? LIMIT 1", (ino,)).fetchone()
+        row = self.conn.execute("SELECT parent FROM dentries WHERE ino=? AND seq_to IS NULL LIMIT 1",
+                                (ino,)).fetchone()
         return row[0] if row else None
 
     def name_of(self, ino: int) -> tuple[int, bytes] | None:
-        row = self.conn.execute("SELECT parent, name FROM dentries WHERE ino=? LIMIT 1",
-                                (ino,)).fetchone()
+        row = self.conn.execute("SELECT parent, name FROM dentries WHERE ino=? AND seq_to IS NULL"
+                                " LIMIT 1", (ino,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def link_count(self, ino: int) -> int:
+        return self.conn.execute("SELECT count(*) FROM dentries WHERE ino=? AND seq_to IS NULL",
+                                 (ino,)).fetchone()[0]
+
+    def subdir_count(self, ino: int) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM dentries d JOIN inodes i ON i.ino=d.ino WHERE d.parent=?"
+            " AND d.seq_to IS NULL AND (i.mode & 61440)=16384", (ino,)).fetchone()[0]
+
     def list_dir(self, parent: int, after_id: int, limit: int):
-        """[(id, name, Attr)] of entries with id > after_id, in id order."""
+        """[(id, name, Attr)] of live entries with id > after_id, in id order."""
         rows = self.conn.execute(
             f"SELECT d.id, d.name, i.{_ATTR_COLS.replace(', ', ', i.')} FROM dentries d"
-            " JOIN inodes i ON i.ino=d.ino WHERE d.parent=? AND d.id>? ORDER BY d.id LIMIT ?",
+            " JOIN inodes i ON i.ino=d.ino WHERE d.parent=? AND d.seq_to IS NULL AND d.id>?"
+            " ORDER BY d.id LIMIT ?",
             (parent, after_id, limit)).fetchall()
         return [(r[0], r[1], _row_to_attr(r[2:])) for r in rows]
 
@@ -147,21 +220,27 @@ class MetaStore:
         rows = self.conn.execute(
             "SELECT e.offset, e.length, c.id, c.raw_len, c.codec, c.pack, c.pack_offset,"
             " c.stored_len, c.data FROM extents e JOIN chunks c ON c.id=e.chunk"
-            " WHERE e.ino=? ORDER BY e.offset", (ino,))
+            " WHERE e.ino=? AND e.seq_to IS NULL ORDER BY e.offset", (ino,))
         return [Extent(r[0], r[1], ChunkLoc(r[2], r[3], r[4], r[5], r[6], r[7], r[8]))
                 for r in rows]
 
+    def _close_extents(self, where: str, args: tuple) -> None:
+        c = self._w()
+        c.execute(f"DELETE FROM extents WHERE seq_to IS NULL AND seq_from>=? AND {where}",
+                  (self.seq, *args))
+        c.execute(f"UPDATE extents SET seq_to=? WHERE seq_to IS NULL AND {where}", (self.seq, *args))
+
     def replace_extents(self, ino: int, ranges: list[tuple[int, int]], cut_from: int | None,
                         new: list[tuple[int, int, bytes]]) -> None:
-        """Drop extents starting inside each [start, end) of ``ranges`` and at or past
-        ``cut_from``, then insert ``new`` (offset, length, chunk id) rows."""
-        c = self._w()
+        """Close live extents starting inside each [start, end) of ``ranges`` and at or past
+        ``cut_from``, then add ``new`` (offset, length, chunk id) rows."""
         for start, end in ranges:
-            c.execute("DELETE FROM extents WHERE ino=? AND offset>=? AND offset<?", (ino, start, end))
+            self._close_extents("ino=? AND offset>=? AND offset<?", (ino, start, end))
         if cut_from is not None:
-            c.execute("DELETE FROM extents WHERE ino=? AND offset>=?", (ino, cut_from))
-        c.executemany("INSERT INTO extents (ino, offset, length, chunk) VALUES (?,?,?,?)",
-                      [(ino, off, n, cid) for off, n, cid in new])
+            self._close_extents("ino=? AND offset>=?", (ino, cut_from))
+        self._w().executemany(
+            "INSERT INTO extents (ino, offset, length, chunk, seq_from) VALUES (?,?,?,?,?)",
+            [(ino, off, n, cid, self.seq) for off, n, cid in new])
 
     def known_chunks(self, ids: list[bytes]) -> dict[bytes, ChunkLoc]:
         out = {}
@@ -204,7 +283,8 @@ class MetaStore:
         logical = self.conn.execute(
             "SELECT total(size) FROM inodes WHERE (mode & ?)=?",  # SQL has no 0o literals
             (0o170000, 0o100000)).fetchone()[0]
-        referenced = self.conn.execute("SELECT total(length) FROM extents").fetchone()[0]
+        referenced = self.conn.execute(
+            "SELECT total(length) FROM extents WHERE seq_to IS NULL").fetchone()[0]
         unique, stored, n = self.conn.execute(
             "SELECT total(raw_len), total(stored_len), count(*) FROM chunks").fetchone()
         files = self.conn.execute("SELECT count(*) FROM inodes").fetchone()[0]

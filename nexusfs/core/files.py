@@ -1,0 +1,247 @@
+"""Open files: handles, reads, buffered writes, streaming and final content commits, flush,
+fsync and release.
+
+A mixin of FileSystem (fs.py). Runs on the trio thread. A write session (the writes between
+two commits of one inode) is one logged operation, "write": its sequence number is taken at its
+first commit (a streaming commit of a large file, or the close) and every extent it stores
+carries it. A version of the file is cut when the session ends (close, fsync). Writers of one
+inode are serialised by the inode's lock, which commits hold too.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat as st
+import time
+
+import trio
+
+from ..types import ROOT_CALLER, Attr, Caller, FsError
+from .buffers import DirtyFile
+from .content import CorruptChunk
+from .names import now_ns
+
+log = logging.getLogger("nexusfs.fs")
+
+
+class Handle:
+    __slots__ = ("ino", "writable", "append", "caller")
+
+    def __init__(self, ino: int, writable: bool, append: bool, caller: Caller | None):
+        self.ino, self.writable, self.append = ino, writable, append
+        self.caller = caller or ROOT_CALLER
+
+
+class FileOps:
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    def _lock(self, ino: int) -> trio.Lock:
+        lock = self.locks.get(ino)
+        if lock is None:
+            lock = self.locks[ino] = trio.Lock()
+        return lock
+
+    def _dirty(self, ino: int, writer: Caller | None = None) -> DirtyFile:
+        df = self.dirty.get(ino)
+        if df is None:
+            attr = self.meta.get_attr(ino)
+            df = self.dirty[ino] = DirtyFile(attr.size, str(self.cfg.spill_dir),
+                                             self.cfg.spill_threshold)
+        if df.writer is None:
+            df.writer = writer
+        return df
+
+    def _write_seq(self, ino: int, df: DirtyFile) -> int:
+        """The write session's sequence number, taken (and logged) at its first commit."""
+        if df.seq is None:
+            df.seq = self._begin("write", df.writer or ROOT_CALLER, path=self.path_of(ino),
+                                 ino=ino)
+        return df.seq
+
+    async def open(self, ino: int, flags: int, caller: Caller | None = None) -> int:
+        attr = self._attr(ino)
+        if st.S_ISDIR(attr.mode):
+            raise FsError(errno.EISDIR)
+        if not st.S_ISREG(attr.mode):
+            raise FsError(errno.ENXIO)
+        acc = flags & os.O_ACCMODE
+        writable = acc in (os.O_WRONLY, os.O_RDWR)
+        fh = self._new_fh()
+        self.handles[fh] = Handle(ino, writable, bool(flags & os.O_APPEND), caller)
+        self.opens[ino] = self.opens.get(ino, 0) + 1
+        if flags & os.O_TRUNC and writable and attr.size:
+            await self.truncate_buffered(ino, 0, caller)
+        return fh
+
+    async def truncate_buffered(self, ino: int, size: int, caller: Caller | None) -> None:
+        """Truncate as part of the inode's write session (committed with its writes)."""
+        async with self._lock(ino):
+            df = self._dirty(ino, caller)
+            await self._settle(df)
+            df.truncate(size)
+            if not self.kernel_cmtime:           # see FileSystem.kernel_cmtime
+                df.mtime_ns = now_ns()
+
+    async def create(self, parent: int, name: bytes, mode: int, flags: int,
+                     caller: Caller) -> tuple[int, Attr]:
+        attr = self._make("create", parent, name, st.S_IFREG | (mode & 0o7777), caller)
+        fh = self._new_fh()
+        self.handles[fh] = Handle(attr.ino, True, bool(flags & os.O_APPEND), caller)
+        self.opens[attr.ino] = self.opens.get(attr.ino, 0) + 1
+        return fh, attr
+
+    def _handle(self, fh: int):
+        h = self.handles.get(fh)
+        if h is None:
+            raise FsError(errno.EBADF)
+        return h
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        h = self._handle(fh)
+        df = self.dirty.get(h.ino)
+        fsize = df.size if df is not None else self.meta.get_attr(h.ino).size
+        if offset >= fsize or size <= 0:
+            return b""
+        size = min(size, fsize - offset)
+        try:
+            return await self.content.read(h.ino, df, offset, size)
+        except CorruptChunk as e:
+            log.error("read of %s failed: %s", self.path_of(h.ino), e)
+            raise FsError(errno.EIO) from e
+
+    def _check_space(self) -> None:
+        """ENOSPC for new data once free space falls under the reserve, which is kept so that
+        metadata commits (and deletes that free space) still succeed on a full disk."""
+        now = time.monotonic()
+        if self._space_near or now - self._space_checked > 0.25:
+            s = os.statvfs(self.cfg.data_dir)
+            reserve = max(4 << 20, min(256 << 20, s.f_blocks * s.f_frsize // 50))
+            self._space_low = s.f_bavail * s.f_frsize < reserve
+            self._space_near = s.f_bavail * s.f_frsize < 8 * reserve
+            self._space_checked = now
+        if self._space_low:
+            self.start_gc(force=True)
+            raise FsError(errno.ENOSPC)
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self._handle(fh)
+        if not h.writable:
+            raise FsError(errno.EBADF)
+        if offset + len(data) > self.cfg.max_file_size:
+            raise FsError(errno.EFBIG)
+        self._check_space()
+        async with self._lock(h.ino):
+            df = self._dirty(h.ino, h.caller)
+            if df.error:
+                raise FsError(df.error)
+            if h.append:
+                offset = df.size
+            if df.streaming is not None and (offset < df.streaming_end or
+                                             df.dirty_bytes() > 4 * self.cfg.stream_commit):
+                await df.streaming.wait()        # never write under bytes being stored
+            df.write(offset, data)
+            if not self.kernel_cmtime:           # see FileSystem.kernel_cmtime
+                df.mtime_ns = now_ns()
+            if df.streaming is None:
+                rng = self.content.streamable(h.ino, df)
+                if rng is not None:
+                    self._start_stream(h.ino, df, rng)
+        return len(data)
+
+    def _start_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int]) -> None:
+        """Store a sequential writer's full chunks in the background while it keeps writing,
+        so a large file never sits whole in a buffer and chunking overlaps the FUSE traffic."""
+        df.streaming = trio.Event()
+        df.streaming_end = rng[1]
+        snapshot = df.buf.pread(rng[0], rng[1] - rng[0])
+        trio.lowlevel.spawn_system_task(self._stream_task, ino, df, rng, snapshot)
+
+    async def _stream_task(self, ino: int, df: DirtyFile, rng: tuple[int, int], snapshot) -> None:
+        try:
+            seq = self._write_seq(ino, df)
+            async with self.gate.shared():
+                done = await self.content.commit_stream(ino, df, rng, snapshot, seq)
+            if done is not None:
+                self.meta.seq = seq
+                self.meta.update_attr(ino, size=done)
+                self.meta.update_blocks(ino)
+        except Exception as e:
+            df.error = getattr(e, "errno", None) or errno.EIO
+            log.error("write of %s failed: %s", self.path_of(ino), e)
+        finally:
+            event, df.streaming = df.streaming, None
+            event.set()
+
+    async def _settle(self, df: DirtyFile) -> None:
+        """Wait for a background streaming commit of ``df`` to end."""
+        while df.streaming is not None:
+            await df.streaming.wait()
+
+    async def commit_file(self, ino: int) -> None:
+        """Chunk and store an inode's buffered writes into the current batch (not yet durable)
+        and cut a version."""
+        async with self._lock(ino):
+            df = self.dirty.get(ino)
+            if df is None:
+                return
+            await self._settle(df)
+            if df.error:
+                err, df.error = df.error, 0
+                if df.seq is not None:
+                    self.meta.end_op(df.seq, err)
+                raise FsError(err)
+            if self.meta.get_attr(ino) is None:
+                self.dirty.pop(ino).close()
+                return
+            seq = self._write_seq(ino, df)
+            try:
+                async with self.gate.shared():
+                    await self.content.commit(ino, df, seq)
+            except CorruptChunk as e:
+                log.error("commit of %s failed: %s", self.path_of(ino), e)
+                self.meta.end_op(seq, errno.EIO)
+                raise FsError(errno.EIO) from e
+            except OSError as e:
+                log.error("commit of %s failed: %s", self.path_of(ino), e)
+                self.meta.end_op(seq, e.errno or errno.EIO)
+                raise FsError(e.errno or errno.EIO) from e
+            self.garbage_hint += df.dirty_bytes() + 1
+            self.meta.seq = seq
+            cols = {"size": df.size}
+            if df.mtime_ns is not None:
+                cols["mtime_ns"] = cols["ctime_ns"] = df.mtime_ns
+            self.meta.update_attr(ino, **cols)
+            self.meta.update_blocks(ino)
+            self._cut_version(ino, seq)
+            del self.dirty[ino]
+            df.close()
+
+    async def flush(self, fh: int) -> None:
+        h = self._handle(fh)
+        if h.ino in self.dirty:
+            await self.commit_file(h.ino)
+
+    async def fsync(self, fh: int, datasync: bool = False) -> None:
+        h = self._handle(fh)
+        await self.commit_file(h.ino)
+        await self.sync(durable=True)
+
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if h is None:
+            return
+        n = self.opens.get(h.ino, 1) - 1
+        if n > 0:
+            self.opens[h.ino] = n
+        else:
+            self.opens.pop(h.ino, None)
+            if h.ino in self.dirty:
+                try:
+                    await self.commit_file(h.ino)
+                except FsError:
+                    pass                     # already logged; release cannot report errors
+            self._maybe_purge(h.ino)

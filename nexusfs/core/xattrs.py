@@ -1,0 +1,69 @@
+"""Extended attributes: the user, trusted and security namespaces with Linux's rules.
+
+A mixin of FileSystem (fs.py). Runs on the trio thread; nothing here awaits. xattrs are live
+state only (not versioned); their changes are logged.
+"""
+from __future__ import annotations
+
+import errno
+import stat as st
+
+from ..types import Attr, Caller, FsError
+from .names import now_ns
+
+XATTR_CAPS = b"security.capability"
+_XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
+
+
+class XattrOps:
+    def _check_xattr_name(self, name: bytes, attr: Attr, caller: Caller, write: bool) -> None:
+        if len(name) > self.cfg.xattr_name_max or not name:
+            raise FsError(errno.ERANGE)
+        if not name.startswith(_XATTR_NAMESPACES):
+            raise FsError(errno.EOPNOTSUPP)
+        if name.startswith(b"trusted.") and caller.uid != 0:
+            raise FsError(errno.EPERM if write else errno.ENODATA)
+        if write and name.startswith(b"user.") and not (st.S_ISREG(attr.mode) or st.S_ISDIR(attr.mode)):
+            raise FsError(errno.EPERM)
+        if write and name.startswith(b"security.") and caller.uid != 0 and caller.uid != attr.uid:
+            raise FsError(errno.EPERM)
+
+    async def getxattr(self, ino: int, name: bytes, caller: Caller) -> bytes:
+        if name == XATTR_CAPS and ino not in self.caps:
+            raise FsError(errno.ENODATA)          # asked before every write: answer from memory
+        attr = self._attr(ino)
+        self._check_xattr_name(name, attr, caller, write=False)
+        value = self.meta.get_xattr(ino, name)
+        if value is None:
+            raise FsError(errno.ENODATA)
+        return value
+
+    async def setxattr(self, ino: int, name: bytes, value: bytes, caller: Caller) -> None:
+        attr = self._attr(ino)
+        self._check_xattr_name(name, attr, caller, write=True)
+        if len(value) > self.cfg.xattr_value_max:
+            raise FsError(errno.E2BIG)
+        with self._op("setxattr", caller, path=self.path_of(ino), ino=ino,
+                      path2=name.decode(errors="replace")):
+            self.meta.set_xattr(ino, name, value)
+            self.meta.update_attr(ino, ctime_ns=now_ns())
+        if name == XATTR_CAPS:
+            self.caps.add(ino)
+
+    async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:
+        self._attr(ino)
+        names = self.meta.list_xattrs(ino)
+        if caller.uid != 0:
+            names = [n for n in names if not n.startswith(b"trusted.")]
+        return names
+
+    async def removexattr(self, ino: int, name: bytes, caller: Caller) -> None:
+        attr = self._attr(ino)
+        self._check_xattr_name(name, attr, caller, write=True)
+        with self._op("removexattr", caller, path=self.path_of(ino), ino=ino,
+                      path2=name.decode(errors="replace")):
+            if not self.meta.remove_xattr(ino, name):
+                raise FsError(errno.ENODATA)
+            self.meta.update_attr(ino, ctime_ns=now_ns())
+        if name == XATTR_CAPS:
+            self.caps.discard(ino)
