@@ -182,5 +182,11 @@ def gc(data_dir):
                f"bytes returned: {_human(r.bytes_freed)}")
 
 
+# snapshot, log, undo, versions, cat, ls: they ask the running daemon over its control socket
+from .control.cli_commands import register as _register_control  # noqa: E402
+
+_register_control(main)
+
+
 if __name__ == "__main__":
     main()

@@ -28,8 +28,9 @@ from ..chunks.packs import PackStore
 from ..config import Config
 from ..meta import db
 from ..meta.store import MetaStore
+from ..meta.timetravel import TimeTravel
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
-from .content import ContentStore
+from .content import ContentStore, CorruptChunk
 from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for callers)
 from .gate import Gate
 from .names import check_name, now_ns
@@ -61,6 +62,7 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         self._space_checked = 0.0
         self._space_low = False
         self._space_near = False
+        self.invalidate_hook = None      # set by the FUSE adapter: (inodes, entries) -> None
         self.meta: MetaStore
         self.packs: PackStore
         self.content: ContentStore
@@ -102,6 +104,7 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         self.meta = MetaStore(conn)
         self.packs = PackStore(cfg.pack_dir, cfg.pack_max)
         self.content = ContentStore(cfg, self.meta, self.packs)
+        self.tt = TimeTravel(self.meta)
         self._recover()
         self.caps = self.meta.xattr_inodes(XATTR_CAPS)
 
@@ -241,6 +244,43 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         if not st.S_ISDIR(attr.mode):
             raise FsError(errno.ENOTDIR)
         return attr
+
+    # -- kernel caches and the past -----------------------------------------------------------
+    def invalidate(self, inodes, entries) -> None:
+        """Tell the kernel that these inodes and (parent, name) entries changed behind its back
+        (undo, restore); it must not serve them from its caches."""
+        for ino in inodes:
+            self.content.forget(ino)
+        if self.invalidate_hook is not None:
+            self.invalidate_hook(set(inodes), set(entries))
+
+    async def read_at(self, ino: int, seq: int, offset: int = 0, size: int | None = None) -> bytes:
+        """Content of ``ino`` as of ``seq`` (whole, or ``size`` bytes at ``offset``)."""
+        from .content import ExtentMap
+        attr = self.tt.attr(ino, seq)
+        if attr is None:
+            raise FsError(errno.ENOENT)
+        end = attr.size if size is None else min(attr.size, offset + size)
+        if offset >= end:
+            return b""
+        emap = ExtentMap(self.tt.extents(ino, seq))
+        try:
+            return await trio.to_thread.run_sync(self.content.assemble, emap, None, offset,
+                                                 end - offset)
+        except CorruptChunk as e:
+            log.error("read of %s at %d failed: %s", self.path_of(ino), seq, e)
+            raise FsError(errno.EIO) from e
+
+    def stats(self) -> dict:
+        s = self.meta.space_stats()
+        s.update({"last_seq": self.meta.last_seq, "dirty_files": len(self.dirty),
+                  "dirty_bytes": sum(df.dirty_bytes() for df in self.dirty.values()),
+                  "open_files": len(self.handles), "chunk_cache_hits": self.content.cache.hits,
+                  "chunk_cache_misses": self.content.cache.misses,
+                  "packs": len(self.packs.packs()), "pack_bytes": self.packs.total_bytes(),
+                  "bytes_written": self.content.bytes_written,
+                  "bytes_deduplicated": self.content.bytes_deduplicated})
+        return s
 
     # -- the operation log --------------------------------------------------------------------
     def _begin(self, op: str, caller: Caller, *, path: str | None = None,

@@ -188,7 +188,8 @@ class NamespaceOps:
         check_name(old_name)
         check_name(new_name)
         self._require_dir(old_parent)
-        self._require_dir(new_parent)
+        if self._require_dir(new_parent).nlink <= 0:
+            raise FsError(errno.ENOENT)          # a removed directory takes no new entries
         src = self.meta.lookup(old_parent, old_name)
         if src is None:
             raise FsError(errno.ENOENT)

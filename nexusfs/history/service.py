@@ -9,79 +9,211 @@ Paths are absolute store paths ("/src/app.py"), given as ``str``.
 """
 from __future__ import annotations
 
-from ..types import Caller
+import errno
+import re
+import stat as st
+import time
+
+from ..types import ROOT_INO, Caller, FsError
+from . import restore as restore_mod
+from . import undo as undo_mod
+from .paths import resolve_any, resolve_at, resolve_live
+
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def check_snapshot_name(name: str) -> None:
+    if not SNAPSHOT_NAME.fullmatch(name or "") or name in (".", ".."):
+        raise FsError(errno.EINVAL, f"invalid snapshot name {name!r}: use [A-Za-z0-9._-], 1 to 128 characters")
+
+
+def version_name(seq: int, time_ns: int) -> str:
+    """Sortable version file name: the sequence number, then the UTC time."""
+    return f"{seq:010d}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time_ns / 1e9))}"
+
+
+def _kind(mode: int) -> str:
+    return ("dir" if st.S_ISDIR(mode) else "file" if st.S_ISREG(mode) else
+            "symlink" if st.S_ISLNK(mode) else "other")
+
+
+def log_record(row) -> dict:
+    seq, t, uid, gid, pid, proc, agent, op, path, path2, ino, result, undo_of = row
+    rec = {"seq": seq, "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t / 1e9)) +
+           f".{t % 1_000_000_000 // 1000:06d}Z", "time_ns": t, "uid": uid, "gid": gid, "pid": pid,
+           "process": proc, "agent": agent, "op": op, "path": path, "result": result}
+    if path2 is not None:
+        rec["path2"] = path2
+    if undo_of is not None:
+        rec["undo_of"] = undo_of
+    return rec
 
 
 class HistoryService:
     def __init__(self, fs):
         self.fs = fs
 
+    def _seq_ok(self, seq: int) -> int:
+        if seq < 0 or seq > self.fs.meta.last_seq:
+            raise FsError(errno.ENOENT, f"no sequence number {seq} (the last is {self.fs.meta.last_seq})")
+        return seq
+
+    async def _commit_all(self) -> None:
+        for ino in list(self.fs.dirty):
+            await self.fs.commit_file(ino)
+
     # -- snapshots ----------------------------------------------------------------------------
     async def snapshot_create(self, name: str, path: str, caller: Caller) -> dict:
-        """Name the current state of the subtree at ``path``. Returns {"name", "seq", "path"}.
+        """Name the current state of the subtree at ``path`` (constant time: a row).
         EINVAL bad name ([A-Za-z0-9._-]{1,128}), EEXIST taken, ENOENT/ENOTDIR bad path."""
-        raise NotImplementedError
+        check_snapshot_name(name)
+        path = path or "/"
+        ino = resolve_live(self.fs, path)
+        if not st.S_ISDIR(self.fs.meta.get_attr(ino).mode):
+            raise FsError(errno.ENOTDIR, f"{path}: snapshots are of directories")
+        if self.fs.tt.snapshot(name):
+            raise FsError(errno.EEXIST, f"snapshot {name} exists")
+        await self._commit_all()
+        if self.fs.tt.snapshot(name):
+            raise FsError(errno.EEXIST, f"snapshot {name} exists")
+        seq = self.fs.meta.last_seq
+        self.fs._begin("snapshot-create", caller, path=path, path2=name, ino=ino)
+        self.fs.meta.add_snapshot(name, seq, ino, path, time.time_ns())
+        return {"name": name, "seq": seq, "path": path}
 
     async def snapshot_list(self) -> list[dict]:
         """[{"name", "seq", "path", "created_ns"}] sorted by seq."""
-        raise NotImplementedError
+        return [{"name": n, "seq": s, "path": p, "created_ns": c}
+                for n, s, _ino, p, c in self.fs.tt.snapshots()]
+
+    def _snapshot(self, name: str):
+        snap = self.fs.tt.snapshot(name)
+        if snap is None:
+            raise FsError(errno.ENOENT, f"no snapshot {name}")
+        return snap
 
     async def snapshot_delete(self, name: str, caller: Caller) -> None:
-        raise NotImplementedError
+        snap = self._snapshot(name)
+        self.fs._begin("snapshot-delete", caller, path=snap[3], path2=name)
+        self.fs.meta.delete_snapshot(name)
 
     async def snapshot_rename(self, old: str, new: str, caller: Caller) -> None:
-        raise NotImplementedError
+        check_snapshot_name(new)
+        snap = self._snapshot(old)
+        if self.fs.tt.snapshot(new):
+            raise FsError(errno.EEXIST, f"snapshot {new} exists")
+        self.fs._begin("snapshot-rename", caller, path=snap[3], path2=f"{old} -> {new}")
+        self.fs.meta.rename_snapshot(old, new)
+
+    def _snapshot_target(self, name: str, path: str | None) -> tuple[int, int, str]:
+        """(inode, seq, path) a snapshot command acts on: the snapshot's directory, or ``path``
+        inside it (a store path, or one relative to the snapshot's directory)."""
+        _n, seq, root_ino, root_path, _c = self._snapshot(name)
+        if not path or path == root_path:
+            return root_ino, seq, root_path
+        if not path.startswith(root_path.rstrip("/") + "/") and root_path != "/":
+            path = root_path.rstrip("/") + "/" + path.lstrip("/")
+        return resolve_at(self.fs, path, seq), seq, path
 
     async def snapshot_restore(self, name: str, path: str | None, caller: Caller) -> dict:
         """Make the subtree (the snapshot's, or ``path`` inside it) look as it did; a logged,
         undoable operation. Returns {"seq", "changed": number of entries changed}."""
-        raise NotImplementedError
+        ino, seq, target = self._snapshot_target(name, path)
+        await self._commit_all()
+        r = self.fs._begin("restore", caller, path=target, path2=name, ino=ino)
+        changed = restore_mod.restore(self.fs, ino, seq, r)
+        return {"seq": r, "changed": changed, "snapshot": name, "path": target}
 
     async def snapshot_diff(self, name: str, path: str | None) -> list[dict]:
-        """[{"change": "added"|"deleted"|"modified", "path"}] from the snapshot to now."""
-        raise NotImplementedError
+        """[{"change": "added"|"deleted"|"modified"|"replaced", "path"}] from the snapshot to now."""
+        ino, seq, target = self._snapshot_target(name, path)
+        await self._commit_all()
+        return restore_mod.diff(self.fs, ino, seq, target)
 
     # -- the log and undo ---------------------------------------------------------------------
     async def log(self, *, agent: str | None = None, uid: int | None = None,
                   path: str | None = None, op: str | None = None, since_seq: int | None = None,
                   since_ns: int | None = None, limit: int | None = None,
                   caller: Caller | None = None) -> list[dict]:
-        """Log records, oldest first: {"seq", "time", "time_ns", "uid", "gid", "pid",
-        "process", "agent", "op", "path", "path2", "result", "undo_of"}."""
-        raise NotImplementedError
+        """Log records, oldest first (the newest ``limit`` when limited)."""
+        rows = self.fs.tt.log(agent=agent, uid=uid, path=path, op=op, since_seq=since_seq,
+                              since_ns=since_ns, limit=limit, newest_first=limit is not None)
+        if limit is not None:
+            rows.reverse()
+        return [log_record(r) for r in rows]
 
     async def undo(self, caller: Caller, *, count: int = 1, seq: int | None = None,
                    agent: str | None = None, path: str | None = None,
                    force: bool = False) -> list[dict]:
         """Undo the caller's last ``count`` operations (or op ``seq``, or the last of ``agent``
-        or on ``path``). Each undo is itself logged and undoable. EBUSY with the conflicting
-        op named when a later change conflicts (unless ``force``); ENOENT unknown seq;
-        EINVAL nothing to undo or past retention. Returns [{"undone", "seq", "op", "path"}]."""
-        raise NotImplementedError
+        or on ``path``). Each undo is itself logged and undoable."""
+        await self._commit_all()
+        if seq is not None:
+            targets = [seq]
+        else:
+            targets = undo_mod.pick(self.fs, caller, count=max(1, count), agent=agent, path=path)
+        return [undo_mod.undo(self.fs, s, caller, force) for s in targets]
 
     # -- versions and time travel -------------------------------------------------------------
     async def versions_list(self, path: str) -> list[dict]:
-        """[{"seq", "name", "size", "mtime_ns", "time_ns"}] oldest first; works for deleted
-        paths too. ENOENT when the path never existed."""
-        raise NotImplementedError
+        """[{"seq", "name", "size", "mtime_ns", "time_ns"}] oldest first."""
+        await self._commit_all()
+        ino = resolve_any(self.fs, path)
+        return [{"seq": s, "name": version_name(s, t), "size": size, "mtime_ns": m, "time_ns": t}
+                for s, size, m, t in self.fs.tt.versions(ino)]
+
+    def _version(self, path: str, seq: int) -> tuple[int, int]:
+        ino = resolve_any(self.fs, path)
+        seqs = [v[0] for v in self.fs.tt.versions(ino)]
+        if seq not in seqs:
+            raise FsError(errno.ENOENT, f"{path} has no version {seq}")
+        return ino, seq
 
     async def version_read(self, path: str, seq: int) -> bytes:
-        raise NotImplementedError
+        ino, seq = self._version(path, seq)
+        return await self.fs.read_at(ino, seq)
 
     async def versions_rollback(self, path: str, seq: int, caller: Caller) -> dict:
-        """Write version ``seq`` back as the file's content (a new version; nothing lost)."""
-        raise NotImplementedError
+        """Make version ``seq`` the file's content again (a new version; nothing lost)."""
+        await self._commit_all()
+        ino, seq = self._version(path, seq)
+        live = resolve_live(self.fs, path)
+        if live != ino:
+            raise FsError(errno.ENOENT, f"{path} now names another file; restore with cp")
+        r = self.fs._begin("rollback", caller, path=path, path2=str(seq), ino=ino)
+        restore_mod.restore(self.fs, ino, seq, r)
+        return {"seq": r, "path": path, "version": seq}
 
     async def cat_at(self, path: str, seq: int) -> bytes:
-        raise NotImplementedError
+        self._seq_ok(seq)
+        ino = resolve_at(self.fs, path, seq)
+        attr = self.fs.tt.attr(ino, seq)
+        if st.S_ISDIR(attr.mode):
+            raise FsError(errno.EISDIR, f"{path} is a directory")
+        return await self.fs.read_at(ino, seq)
 
     async def ls_at(self, path: str, seq: int) -> list[dict]:
-        """[{"name", "type": "file"|"dir"|"symlink"|"other", "size", "mode", "mtime_ns"}]."""
-        raise NotImplementedError
+        self._seq_ok(seq)
+        ino = resolve_at(self.fs, path, seq)
+        attr = self.fs.tt.attr(ino, seq)
+        if not st.S_ISDIR(attr.mode):
+            return [{"name": path.rsplit("/", 1)[-1], "type": _kind(attr.mode), "size": attr.size,
+                     "mode": attr.mode, "mtime_ns": attr.mtime_ns}]
+        out = []
+        for name, child in restore_mod._entries_at(self.fs, ino, seq).items():
+            a = self.fs.tt.attr(child, seq)
+            if a is not None:
+                out.append({"name": name.decode(errors="surrogateescape"), "type": _kind(a.mode),
+                            "size": a.size, "mode": a.mode, "mtime_ns": a.mtime_ns})
+        return sorted(out, key=lambda e: e["name"])
 
     # -- the store ----------------------------------------------------------------------------
     async def stats(self) -> dict:
-        raise NotImplementedError
+        return self.fs.stats()
 
     async def gc(self) -> dict:
-        raise NotImplementedError
+        from ..core.gc import collect
+        self.fs.garbage_hint = max(self.fs.garbage_hint, 1)
+        r = await collect(self.fs)
+        return {"chunks_freed": r.chunks_freed, "packs_compacted": r.packs_compacted,
+                "packs_deleted": r.packs_deleted, "bytes_freed": r.bytes_freed}

@@ -215,6 +215,59 @@ class MetaStore:
             (parent, after_id, limit)).fetchall()
         return [(r[0], r[1], _row_to_attr(r[2:])) for r in rows]
 
+    # -- restoring past rows (undo, snapshot restore, rollback) ----------------------------------
+    def revive_inode(self, attr: Attr, target: bytes | None) -> None:
+        """Make ``attr`` (a past state) the live state of its inode, recreating a purged one."""
+        c = self._w()
+        if c.execute("SELECT 1 FROM inodes WHERE ino=?", (attr.ino,)).fetchone():
+            self.update_attr(attr.ino, mode=attr.mode, uid=attr.uid, gid=attr.gid, rdev=attr.rdev,
+                             size=attr.size, mtime_ns=attr.mtime_ns, ctime_ns=attr.ctime_ns,
+                             atime_ns=attr.atime_ns, target=target)
+        else:
+            c.execute("INSERT INTO inodes (ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns,"
+                      " mtime_ns, ctime_ns, target, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (attr.ino, attr.mode, attr.nlink, attr.uid, attr.gid, attr.rdev, attr.size,
+                       attr.blocks, attr.atime_ns, attr.mtime_ns, attr.ctime_ns, target, self.seq))
+
+    def close_dentry(self, dentry_id: int) -> None:
+        c = self._w()
+        c.execute("DELETE FROM dentries WHERE id=? AND seq_to IS NULL AND seq_from>=?",
+                  (dentry_id, self.seq))
+        c.execute("UPDATE dentries SET seq_to=? WHERE id=? AND seq_to IS NULL", (self.seq, dentry_id))
+
+    def set_extents(self, ino: int, extents: list[tuple[int, int, bytes]]) -> None:
+        """Replace all live extents of ``ino`` by (offset, length, chunk) rows."""
+        self._close_extents("ino=?", (ino,))
+        self._w().executemany(
+            "INSERT INTO extents (ino, offset, length, chunk, seq_from) VALUES (?,?,?,?,?)",
+            [(ino, off, n, cid, self.seq) for off, n, cid in extents])
+
+    def recount_links(self, ino: int) -> int:
+        """Set nlink from the live entries (directories: 2 + subdirectories, 0 when unnamed)."""
+        attr = self.get_attr(ino)
+        if attr is None:
+            return 0
+        names = self.link_count(ino)
+        if (attr.mode & 0o170000) == 0o040000:
+            nlink = (2 + self.subdir_count(ino)) if (names or ino == 1) else 0
+        else:
+            nlink = names
+        if nlink != attr.nlink:
+            self.update_attr(ino, nlink=nlink)
+        return nlink
+
+    def add_snapshot(self, name: str, seq: int, root_ino: int, path: str, now: int) -> None:
+        self._w().execute("INSERT INTO snapshots (name, seq, root_ino, path, created_ns)"
+                          " VALUES (?,?,?,?,?)", (name, seq, root_ino, path, now))
+
+    def delete_snapshot(self, name: str) -> bool:
+        c = self._w()
+        c.execute("DELETE FROM snapshots WHERE name=?", (name,))
+        return c.changes() > 0
+
+    def rename_snapshot(self, old: str, new: str) -> None:
+        self._w().execute("UPDATE snapshots SET name=? WHERE name=?", (new, old))
+
     # -- content ------------------------------------------------------------------------------
     def extents(self, ino: int) -> list[Extent]:
         rows = self.conn.execute(
