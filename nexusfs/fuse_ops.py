@@ -16,6 +16,7 @@ import pyfuse3
 from cachetools import TTLCache
 
 from .core.fs import FileSystem
+from .core.vtree import is_virtual
 from .types import Attr, Caller, FsError
 
 log = logging.getLogger("nexusfs.fuse")
@@ -105,6 +106,30 @@ class Operations(pyfuse3.Operations):
         fs.kernel_cmtime = self.enable_writeback_cache
         self._callers: TTLCache = TTLCache(maxsize=4096, ttl=5.0)
         self.op_stats = OpStats()
+        fs.invalidate_hook = self._invalidate
+
+    def _invalidate(self, inodes: set[int], entries: set[tuple[int, bytes]]) -> None:
+        """Drop the kernel's cached entries, attributes and pages of what changed behind its
+        back. Never inside a handler (it would deadlock): from a worker thread, later."""
+        if not inodes and not entries:
+            return
+        import trio
+
+        def work():
+            for parent, name in entries:
+                try:
+                    pyfuse3.invalidate_entry(parent, name)
+                except OSError:
+                    pass
+            for ino in inodes:
+                try:
+                    pyfuse3.invalidate_inode(ino)
+                except OSError:
+                    pass
+
+        async def run():
+            await trio.to_thread.run_sync(work)
+        trio.lowlevel.spawn_system_task(run)
 
     # -- conversions --------------------------------------------------------------------------
     def _caller(self, ctx) -> Caller:
@@ -132,8 +157,11 @@ class Operations(pyfuse3.Operations):
         e.st_atime_ns = a.atime_ns
         e.st_mtime_ns = a.mtime_ns
         e.st_ctime_ns = a.ctime_ns
-        e.attr_timeout = self.cfg.attr_timeout
-        e.entry_timeout = self.cfg.entry_timeout
+        if a.volatile:
+            e.attr_timeout = e.entry_timeout = 1.0
+        else:
+            e.attr_timeout = self.cfg.attr_timeout
+            e.entry_timeout = self.cfg.entry_timeout
         return e
 
     # -- handlers -----------------------------------------------------------------------------
@@ -142,7 +170,7 @@ class Operations(pyfuse3.Operations):
         try:
             return self._ea(await self.fs.lookup(parent_inode, name, self._caller(ctx)))
         except FsError as e:
-            if e.errno != errno.ENOENT:
+            if e.errno != errno.ENOENT or is_virtual(parent_inode):
                 raise
         # a negative entry (inode 0): the kernel caches "no such name" until it creates one
         e = pyfuse3.EntryAttributes()
@@ -213,6 +241,8 @@ class Operations(pyfuse3.Operations):
     @_guard
     async def open(self, inode, flags, ctx):
         fh = await self.fs.open(inode, self._strip(flags), self._caller(ctx))
+        if self.fs.direct_io.get(fh):
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @_guard

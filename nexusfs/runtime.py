@@ -24,7 +24,10 @@ import trio
 
 from . import fuse_ops
 from .config import Config
+from .control.ctlfile import attach as attach_ctl
+from .control.server import serve_control
 from .core.fs import FileSystem
+from .history.service import HistoryService
 
 log = logging.getLogger("nexusfs")
 
@@ -177,6 +180,7 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
         raise MountError(f"{mountpoint} is already a mount point")
     fs = FileSystem(cfg)
     fs.start()                      # StoreError reaches the terminal
+    attach_ctl(fs)
     ops = fuse_ops.Operations(fs)
     try:
         fuse_ops.init(ops, mountpoint, mount_options(options, str(cfg.data_dir)))
@@ -211,6 +215,7 @@ async def _serve(fs: FileSystem, ops: fuse_ops.Operations, ready_w: int | None) 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signals, ops)
         nursery.start_soon(_batch_timer, fs)
+        await _start_control(nursery, fs)
         if ready_w is not None:
             os.write(ready_w, b"ok")
             os.close(ready_w)
@@ -225,6 +230,15 @@ async def _serve(fs: FileSystem, ops: fuse_ops.Operations, ready_w: int | None) 
         await fs.close()
     fuse_ops.close(unmount=True)      # a no-op when the kernel already unmounted us
     log.info("stopped cleanly")
+
+
+async def _start_control(nursery: trio.Nursery, fs: FileSystem) -> None:
+    """The control socket (nexus snapshot/log/undo/...), listening before we report ready; it
+    stops when the nursery is cancelled at shutdown. A mount without it still serves files."""
+    try:
+        await nursery.start(serve_control, fs.history, fs.cfg.socket_path)
+    except OSError as e:
+        log.warning("no control socket at %s: %s", fs.cfg.socket_path, e)
 
 
 async def _signals(ops: fuse_ops.Operations) -> None:

@@ -41,6 +41,7 @@ class Attr:
     mtime_ns: int
     ctime_ns: int
     generation: int = 0
+    volatile: bool = False       # virtual, changing content: the kernel may cache it only briefly
 
 
 @dataclass(frozen=True, slots=True)

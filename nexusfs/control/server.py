@@ -42,6 +42,7 @@ log = logging.getLogger("nexusfs.control")
 
 MAX_LINE = 1 << 20            # bytes of one request line
 RECEIVE = 64 * 1024
+SEND_TIMEOUT = 60.0           # seconds a reply may take to be taken up by the client
 
 
 async def serve_control(service: HistoryService, socket_path: str | os.PathLike, *,
@@ -150,11 +151,14 @@ async def _send(stream, response: dict) -> bool:
         log.exception("control reply not serialisable")
         payload = json.dumps(error_response(FsError(errno.EIO, f"reply not serialisable: {e}"))
                              ) + "\n"
-    try:
-        await stream.send_all(payload.encode("ascii"))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
-    return True
+    # shielded so that a reply computed during shutdown still goes out; bounded so that a
+    # client that never reads cannot hold the daemon
+    with trio.move_on_after(SEND_TIMEOUT, shield=True) as scope:
+        try:
+            await stream.send_all(payload.encode("ascii"))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+    return not scope.cancelled_caught
 
 
 async def respond(service: HistoryService, line: bytes | str, caller: Caller) -> dict:

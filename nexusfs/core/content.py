@@ -59,6 +59,11 @@ class ExtentMap:
         return out
 
 
+def dirty_parts(df: DirtyFile, start: int, end: int) -> list[tuple[int, bytes]]:
+    """(offset, bytes) of the buffered writes of ``df`` inside [start, end), copied."""
+    return [(s, df.buf.pread(s, e - s)) for s, e in df.ranges.overlapping(start, end)]
+
+
 class ContentStore:
     def __init__(self, cfg: Config, meta: MetaStore, packs: PackStore):
         self.cfg = cfg
@@ -103,9 +108,17 @@ class ContentStore:
     def assemble(self, emap: ExtentMap, df: DirtyFile | None, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of a file: dirty data over committed extents over zeros.
         Thread-safe as long as ``emap`` and ``df`` are not changed meanwhile."""
+        if df is None:
+            return self._assemble(emap, None, (), start, length)
+        return self._assemble(emap, df.trunc_to, dirty_parts(df, start, start + length), start,
+                              length)
+
+    def _assemble(self, emap: ExtentMap, limit: int | None, parts, start: int,
+                  length: int) -> bytes:
+        """Committed extents below ``limit`` (a truncation point), with ``parts`` ((offset,
+        bytes) of buffered writes) laid over them. Thread-safe."""
         end = start + length
         out = bytearray(length)
-        limit = df.trunc_to if df is not None and df.trunc_to is not None else None
         cend = min(end, limit) if limit is not None else end
         if cend > start:
             for ext in emap.overlapping(start, cend):
@@ -113,9 +126,8 @@ class ContentStore:
                 s = max(start, ext.offset)
                 e = min(cend, ext.end)
                 out[s - start:e - start] = data[s - ext.offset:e - ext.offset]
-        if df is not None:
-            for s, e in df.ranges.overlapping(start, end):
-                out[s - start:e - start] = df.buf.pread(s, e - s)
+        for s, data in parts:
+            out[s - start:s - start + len(data)] = data
         return bytes(out)
 
     def needs_io(self, emap: ExtentMap, start: int, end: int) -> bool:
@@ -130,11 +142,12 @@ class ContentStore:
             return self.assemble(emap, df, start, length)
         if df is None:
             return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
-        df.readers += 1                 # a commit meanwhile must not close the buffer under us
-        try:
-            return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
-        finally:
-            df.reader_done()
+        # Copy the buffered bytes now, together with the extent map: a commit (or a streaming
+        # commit's keep_from) finishing while the worker thread runs moves bytes out of the
+        # buffer into extents this map does not have, and the read would see neither.
+        parts = dirty_parts(df, start, start + length)
+        return await trio.to_thread.run_sync(self._assemble, emap, df.trunc_to, parts, start,
+                                             length)
 
     # -- committing ---------------------------------------------------------------------------
     def _regions(self, emap: ExtentMap, df: DirtyFile) -> Ranges:

@@ -212,8 +212,9 @@ class FileOps:
             self.garbage_hint += df.dirty_bytes() + 1
             self.meta.seq = seq
             cols = {"size": df.size}
-            if df.mtime_ns is not None:
-                cols["mtime_ns"] = cols["ctime_ns"] = df.mtime_ns
+            if df.mtime_ns is not None:       # ctime never goes back (a chmod may be later)
+                cols["mtime_ns"] = df.mtime_ns
+                cols["ctime_ns"] = max(df.mtime_ns, self.meta.get_attr(ino).ctime_ns)
             self.meta.update_attr(ino, **cols)
             self.meta.update_blocks(ino)
             self._cut_version(ino, seq)
@@ -221,8 +222,12 @@ class FileOps:
             df.close()
 
     async def flush(self, fh: int) -> None:
+        """close(2) of a descriptor: commit what was written (a version). A truncation with
+        nothing written yet waits: a shell's `> file` closes a duplicate descriptor between
+        its O_TRUNC open and the writes, and that is not a version of its own."""
         h = self._handle(fh)
-        if h.ino in self.dirty:
+        df = self.dirty.get(h.ino)
+        if df is not None and (df.ranges or df.streaming is not None or df.stream_from is not None):
             await self.commit_file(h.ino)
 
     async def fsync(self, fh: int, datasync: bool = False) -> None:

@@ -35,11 +35,15 @@ from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for caller
 from .gate import Gate
 from .names import check_name, now_ns
 from .namespace import RENAME_EXCHANGE, RENAME_NOREPLACE, NamespaceOps  # noqa: F401
+from .routing import VirtualRouting
+from .vtree import VirtualTree
 from .xattrs import XATTR_CAPS, XattrOps
 
 log = logging.getLogger("nexusfs.fs")
 
-class FileSystem(NamespaceOps, FileOps, XattrOps):
+class RealFS(NamespaceOps, FileOps, XattrOps):
+    """The real tree (lifecycle, attributes, the log); FileSystem adds the /.nexus/ routing."""
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.lookups: dict[int, int] = {}
@@ -48,6 +52,7 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         self.locks: dict[int, trio.Lock] = {}
         self.handles: dict[int, Handle] = {}
         self.dir_handles: dict[int, int] = {}
+        self.direct_io: dict[int, bool] = {}   # virtual files the kernel must not cache
         self._next_fh = 1
         self._lock_fd: int | None = None
         self.caps: set[int] = set()
@@ -105,6 +110,9 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         self.packs = PackStore(cfg.pack_dir, cfg.pack_max)
         self.content = ContentStore(cfg, self.meta, self.packs)
         self.tt = TimeTravel(self.meta)
+        from ..history.service import HistoryService
+        self.history = HistoryService(self)
+        self.vtree = VirtualTree(self, self.history)
         self._recover()
         self.caps = self.meta.xattr_inodes(XATTR_CAPS)
 
@@ -203,8 +211,9 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
         df = self.dirty.get(ino)
         if df is not None:
             attr.size = df.size
-            if df.mtime_ns is not None:
-                attr.mtime_ns = attr.ctime_ns = max(df.mtime_ns, attr.ctime_ns)
+            if df.mtime_ns is not None:       # (a chmod after the write keeps its later ctime)
+                attr.mtime_ns = df.mtime_ns
+                attr.ctime_ns = max(df.mtime_ns, attr.ctime_ns)
         return attr
 
     def _entry(self, ino: int) -> Attr:
@@ -342,6 +351,16 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
                     return self._attr(ino)
             else:
                 await self.commit_file(ino)   # earlier writes are their own operation
+        if (mtime_ns is not None and atime_ns is None and mode is None and uid is None
+                and gid is None and size is None):
+            # the kernel's write-back cache reporting the times of buffered writes: part of
+            # the write session, not an operation of its own
+            df = self.dirty.get(ino)
+            if df is not None:
+                df.mtime_ns = mtime_ns
+            else:
+                self.meta.set_times(ino, mtime_ns, ctime_ns if ctime_ns is not None else now_ns())
+            return self._attr(ino)
         op = ("truncate" if size is not None else "chmod" if mode is not None else
               "chown" if uid is not None or gid is not None else "utimens")
         seq = self._begin(op, caller, path=self.path_of(ino), ino=ino)
@@ -404,3 +423,7 @@ class FileSystem(NamespaceOps, FileOps, XattrOps):
             parts.append(name)
             seen += 1
         return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
+
+
+class FileSystem(VirtualRouting, RealFS):
+    """The filesystem the FUSE adapter and the tests drive: the real tree plus /.nexus/."""

@@ -121,6 +121,12 @@ class MetaStore:
         self._w().execute(f"UPDATE inodes SET {sets}, seq=? WHERE ino=?",
                           (*cols.values(), self.seq, ino))
 
+    def set_times(self, ino: int, mtime_ns: int, ctime_ns: int) -> None:
+        """Bookkeeping of times that belong to the operation that last changed the inode
+        (the kernel reporting buffered writes): no history row of their own."""
+        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=? WHERE ino=?",
+                          (mtime_ns, ctime_ns, ino))
+
     def add_nlink(self, ino: int, delta: int, now: int) -> None:
         self._save_inode(ino)
         self._w().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=?, seq=? WHERE ino=?",

@@ -538,3 +538,18 @@ async def test_hardlink_shares_content(fs):
     assert await read_file(fs, ino) == b"CHANGED" + data[7:]
     await fs.unlink(d.ino, b"b", ROOT)
     assert fs.meta.get_attr(ino) is None
+
+
+async def test_times_stable_across_commit(fs):
+    fh, ino = await create(fs, b"f")
+    await fs.write(fh, 0, b"abc")
+    written = await fs.getattr(ino)
+    await fs.setattr(ino, ROOT, mode=0o600, fh=fh)          # chmod: ctime only
+    changed = await fs.getattr(ino)
+    assert changed.mtime_ns == written.mtime_ns
+    assert changed.ctime_ns >= written.ctime_ns
+    await fs.release(fh)
+    committed = await fs.getattr(ino)
+    assert committed.mtime_ns == written.mtime_ns
+    assert committed.ctime_ns >= changed.ctime_ns
+    fs.forget([(ino, 1)])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from corelib import (ROOT, USER, crash, create, extents, fsck, lookup, make_file, mkdir,
+from corelib import (ROOT, USER, create, extents, fsck, lookup, make_file, mkdir,
                      read_fh, read_file, rnd, start_fs, text, write_all)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
@@ -316,6 +316,8 @@ ops = hst.lists(
     hst.one_of(
         hst.tuples(hst.just("write"), hst.integers(0, 150_000), hst.integers(1, 40_000),
                    hst.sampled_from(["random", "zeros", "text"]), hst.integers(0, 10**6)),
+        hst.tuples(hst.just("append"), hst.integers(1, 120_000),
+                   hst.sampled_from(["random", "zeros", "text"]), hst.integers(0, 10**6)),
         hst.tuples(hst.just("trunc"), hst.integers(0, 160_000)),
         hst.tuples(hst.just("commit")),
         hst.tuples(hst.just("sync")),
@@ -332,9 +334,21 @@ def payload(kind: str, n: int, seed: int) -> bytes:
     return rnd(n, seed)
 
 
-async def run_model(data_dir: Path, sequence) -> None:
-    cfg = config.load(data_dir, chunk_min=1024, chunk_avg=4096, chunk_max=16384, inline_max=2048,
-                      spill_threshold=64 * 1024)
+GEOMETRIES = {
+    # small buffers spill to a temp file early
+    "spilling": dict(chunk_min=1024, chunk_avg=4096, chunk_max=16384, inline_max=2048,
+                     spill_threshold=64 * 1024),
+    # buffers stay in memory and sequential writers stream chunks out in the background
+    "streaming": dict(chunk_min=1024, chunk_avg=4096, chunk_max=16384, inline_max=2048,
+                      spill_threshold=8 << 20, stream_commit=32 * 1024),
+}
+
+
+async def run_model(data_dir: Path, geometry: str, sequence) -> None:
+    overrides = GEOMETRIES[geometry]
+    cfg = config.load(data_dir, **overrides)
+    if geometry == "streaming" and getattr(cfg, "stream_commit", None) != 32 * 1024:
+        pytest.skip("no streaming commits")
     fs = start_fs(cfg)
     try:
         fh, ino = await create(fs, b"model")
@@ -348,6 +362,13 @@ async def run_model(data_dir: Path, sequence) -> None:
                 if off > len(model):
                     model += bytes(off - len(model))
                 model[off:off + n] = data
+            elif op[0] == "append":                    # a sequential writer, as cp does it
+                _, n, kind, seed = op
+                data = payload(kind, n, seed)
+                for pos in range(0, n, 8192):
+                    await fs.write(fh, len(model) + pos, data[pos:pos + 8192])
+                    await trio.sleep(0)                   # let background commits run
+                model += data
             elif op[0] == "trunc":
                 await fs.setattr(ino, ROOT, size=op[1], fh=fh)
                 if op[1] < len(model):
@@ -379,8 +400,9 @@ async def run_model(data_dir: Path, sequence) -> None:
         await fs.close()
 
 
+@pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops)
-def test_writes_and_truncates_match_model(sequence):
+@given(sequence=ops)
+def test_writes_and_truncates_match_model(geometry, sequence):
     with tempfile.TemporaryDirectory() as tmp:
-        trio.run(run_model, Path(tmp) / "data", sequence)
+        trio.run(run_model, Path(tmp) / "data", geometry, sequence)

@@ -105,15 +105,22 @@ async def test_rmdir_errors(fs):
 
 
 async def test_create_in_removed_directory(fs):
+    f = await make_file(fs, b"f", b"data")
+    await mkdir(fs, ROOT_INO, b"sub")
     d = await fs.mkdir(ROOT_INO, b"d", 0o755, ROOT)      # keep the kernel reference
     await fs.rmdir(ROOT_INO, b"d", ROOT)
     for call in (fs.mkdir(d.ino, b"x", 0o755, ROOT), fs.create(d.ino, b"y", 0o644, 0, ROOT),
-                 fs.symlink(d.ino, b"z", b"t", ROOT)):
+                 fs.symlink(d.ino, b"z", b"t", ROOT), fs.mknod(d.ino, b"n", 0o644, 0, ROOT),
+                 fs.link(f, d.ino, b"l", ROOT),
+                 fs.rename(ROOT_INO, b"f", d.ino, b"f", 0, ROOT),
+                 fs.rename(ROOT_INO, b"sub", d.ino, b"sub", 0, ROOT)):
         with pytest.raises(FsError) as e:
             await call
         assert err(e) == errno.ENOENT
     assert await names(fs, d.ino) == []
     fs.forget([(d.ino, 1)])
+    assert await lookup(fs, ROOT_INO, b"f") == f
+    assert await read_file(fs, f) == b"data"
 
 
 async def test_mknod(fs):
@@ -475,7 +482,7 @@ async def test_readdir_basics(fs):
     # resuming after any cookie gives exactly the rest
     for i, e in enumerate(entries):
         assert [x.name for x in await fs.readdir(fh, e.next_id)] == [x.name for x in entries[i + 1:]]
-    assert ROOT_INO not in fs.lookups or fs.lookups.get(d) is None   # readdir takes no references
+    assert not any(e.attr.ino in fs.lookups for e in entries[2:])   # readdir takes no references
     fs.entry_reported(entries[3])                          # readdirplus does
     assert fs.lookups[entries[3].attr.ino] == 1
     fs.forget([(entries[3].attr.ino, 1)])

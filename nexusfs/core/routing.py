@@ -1,0 +1,187 @@
+"""Routing between the real tree and the virtual /.nexus/ tree.
+
+A mixin placed first in FileSystem's bases: each operation checks whether it concerns a virtual
+inode (or the reserved name /.nexus) and either hands it to the VirtualTree or passes it on to
+the real implementation (super()). Runs on the trio thread.
+"""
+from __future__ import annotations
+
+import errno
+
+from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
+from .vtree import CTL, NEXUS, NEXUS_NAME, is_virtual
+
+
+class VirtualRouting:
+    def _reserved(self, parent: int, name: bytes) -> None:
+        if parent == ROOT_INO and name == NEXUS_NAME:
+            raise FsError(errno.EEXIST, "/.nexus is reserved")
+
+    async def lookup(self, parent: int, name: bytes, caller: Caller | None = None) -> Attr:
+        if parent == ROOT_INO and name == NEXUS_NAME:
+            return self.vtree.entry(NEXUS)
+        if is_virtual(parent):
+            if name == b".":
+                return self.vtree.entry(parent)
+            return self.vtree.lookup(parent, name)
+        return await super().lookup(parent, name, caller)
+
+    def forget(self, items: list[tuple[int, int]]) -> None:
+        real = []
+        for ino, n in items:
+            if is_virtual(ino):
+                self.vtree.forget(ino, n)
+            else:
+                real.append((ino, n))
+        if real:
+            super().forget(real)
+
+    async def getattr(self, ino: int, caller: Caller | None = None) -> Attr:
+        if is_virtual(ino):
+            return self.vtree.attr(ino)
+        return await super().getattr(ino, caller)
+
+    async def setattr(self, ino: int, caller: Caller, **kw) -> Attr:
+        if is_virtual(ino):
+            if ino == CTL and set(k for k, v in kw.items() if v is not None) <= {"size", "fh",
+                                                                                  "atime_ns", "mtime_ns", "ctime_ns"}:
+                return self.vtree.attr(ino)      # `echo cmd > ctl` truncates first: fine
+            raise FsError(errno.EROFS if ino > NEXUS + 16 else errno.EPERM)
+        return await super().setattr(ino, caller, **kw)
+
+    async def readlink(self, ino: int, caller: Caller | None = None) -> bytes:
+        if is_virtual(ino):
+            return self.vtree.readlink(ino)
+        return await super().readlink(ino, caller)
+
+    # -- names --------------------------------------------------------------------------------
+    async def mkdir(self, parent, name, mode, caller):
+        if is_virtual(parent):
+            return await self.vtree.mkdir(parent, name, caller)
+        self._reserved(parent, name)
+        return await super().mkdir(parent, name, mode, caller)
+
+    async def mknod(self, parent, name, mode, rdev, caller):
+        if is_virtual(parent):
+            raise self.vtree._readonly(parent)
+        self._reserved(parent, name)
+        return await super().mknod(parent, name, mode, rdev, caller)
+
+    async def symlink(self, parent, name, target, caller):
+        if is_virtual(parent):
+            raise self.vtree._readonly(parent)
+        self._reserved(parent, name)
+        return await super().symlink(parent, name, target, caller)
+
+    async def link(self, ino, parent, name, caller):
+        if is_virtual(parent) or is_virtual(ino):
+            raise FsError(errno.EXDEV if is_virtual(ino) != is_virtual(parent) else errno.EROFS)
+        self._reserved(parent, name)
+        return await super().link(ino, parent, name, caller)
+
+    async def create(self, parent, name, mode, flags, caller):
+        if is_virtual(parent):
+            raise self.vtree._readonly(parent)
+        self._reserved(parent, name)
+        return await super().create(parent, name, mode, flags, caller)
+
+    async def unlink(self, parent, name, caller):
+        if is_virtual(parent):
+            raise self.vtree._readonly(parent)
+        if parent == ROOT_INO and name == NEXUS_NAME:
+            raise FsError(errno.EPERM)
+        return await super().unlink(parent, name, caller)
+
+    async def rmdir(self, parent, name, caller):
+        if is_virtual(parent):
+            return await self.vtree.rmdir(parent, name, caller)
+        if parent == ROOT_INO and name == NEXUS_NAME:
+            raise FsError(errno.EPERM)
+        return await super().rmdir(parent, name, caller)
+
+    async def rename(self, old_parent, old_name, new_parent, new_name, flags, caller):
+        if is_virtual(old_parent) or is_virtual(new_parent):
+            return await self.vtree.rename(old_parent, old_name, new_parent, new_name, flags, caller)
+        if ROOT_INO in (old_parent, new_parent) and NEXUS_NAME in (old_name, new_name) and \
+                (old_parent, old_name) != (new_parent, new_name):
+            if (old_parent == ROOT_INO and old_name == NEXUS_NAME) or \
+                    (new_parent == ROOT_INO and new_name == NEXUS_NAME):
+                raise FsError(errno.EPERM, "/.nexus is reserved")
+        return await super().rename(old_parent, old_name, new_parent, new_name, flags, caller)
+
+    # -- directories --------------------------------------------------------------------------
+    async def opendir(self, ino, caller=None):
+        if is_virtual(ino):
+            self.vtree.attr(ino)
+            fh = self._new_fh()
+            self.dir_handles[fh] = ino
+            return fh
+        return await super().opendir(ino, caller)
+
+    async def readdir(self, fh: int, start_id: int, limit: int = 1000) -> list[DirEntry]:
+        ino = self.dir_handles.get(fh)
+        if ino is not None and is_virtual(ino):
+            return self.vtree.readdir(ino, start_id)[:limit]
+        return await super().readdir(fh, start_id, limit)
+
+    def entry_reported(self, entry: DirEntry) -> None:
+        if is_virtual(entry.attr.ino):
+            self.vtree.refs[entry.attr.ino] = self.vtree.refs.get(entry.attr.ino, 0) + 1
+        else:
+            super().entry_reported(entry)
+
+    # -- files --------------------------------------------------------------------------------
+    async def open(self, ino, flags, caller=None):
+        if is_virtual(ino):
+            fh = self._new_fh()
+            self.direct_io[fh] = await self.vtree.open(ino, flags, caller, fh)
+            return fh
+        return await super().open(ino, flags, caller)
+
+    async def read(self, fh, offset, size):
+        if fh in self.vtree.handles:
+            return await self.vtree.read(fh, offset, size)
+        return await super().read(fh, offset, size)
+
+    async def write(self, fh, offset, data):
+        if fh in self.vtree.handles:
+            return await self.vtree.write(fh, offset, data)
+        return await super().write(fh, offset, data)
+
+    async def flush(self, fh):
+        if fh in self.vtree.handles:
+            return
+        return await super().flush(fh)
+
+    async def fsync(self, fh, datasync=False):
+        if fh in self.vtree.handles:
+            return
+        return await super().fsync(fh, datasync)
+
+    async def release(self, fh):
+        if fh in self.vtree.handles:
+            self.vtree.release(fh)
+            self.direct_io.pop(fh, None)
+            return
+        return await super().release(fh)
+
+    # -- xattrs -------------------------------------------------------------------------------
+    async def getxattr(self, ino, name, caller):
+        if is_virtual(ino):
+            raise FsError(errno.ENODATA)
+        return await super().getxattr(ino, name, caller)
+
+    async def listxattr(self, ino, caller):
+        if is_virtual(ino):
+            return []
+        return await super().listxattr(ino, caller)
+
+    async def setxattr(self, ino, name, value, caller):
+        if is_virtual(ino):
+            raise FsError(errno.EROFS if ino > NEXUS + 16 else errno.EPERM)
+        return await super().setxattr(ino, name, value, caller)
+
+    async def removexattr(self, ino, name, caller):
+        if is_virtual(ino):
+            raise FsError(errno.EROFS if ino > NEXUS + 16 else errno.EPERM)
+        return await super().removexattr(ino, name, caller)

@@ -1,0 +1,317 @@
+"""The /.nexus/ tree: control and history as files, on reserved inode numbers.
+
+    /.nexus/ctl          one command per write; the reply is read back on the same descriptor
+    /.nexus/ctl.last     the caller's last reply
+    /.nexus/log          the operation log, one JSON object per line
+    /.nexus/stats        key: value lines
+    /.nexus/snapshots/   mkdir = create, rmdir = delete, mv = rename; NAME/ is the tree then
+    /.nexus/history/P/   the versions of P (a file shows as a directory of versions)
+    /.nexus/at/SEQ/      the whole tree as of SEQ
+
+Hidden from the root's listing (it has no directory entry) but reachable by name. Everything
+below snapshots/NAME, history/ and at/ is read-only (EROFS). Virtual inodes are numbered from
+VINO_BASE; views of the past map (kind, seq, real inode) to a virtual number that lives as long
+as the kernel holds a reference. Runs on the trio thread.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import stat as st
+import time
+
+from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
+
+VINO_BASE = 1 << 48
+NEXUS, CTL, CTL_LAST, LOG, STATS, SNAPSHOTS, HISTORY, AT = (VINO_BASE + i for i in range(1, 9))
+NEXUS_NAME = b".nexus"
+FIXED = {NEXUS: ("dir", 0o555), CTL: ("ctl", 0o666), CTL_LAST: ("last", 0o444),
+         LOG: ("log", 0o444), STATS: ("stats", 0o444), SNAPSHOTS: ("snapdir", 0o755),
+         HISTORY: ("hroot", 0o555), AT: ("atdir", 0o555)}
+TOP = [(b"ctl", CTL), (b"ctl.last", CTL_LAST), (b"log", LOG), (b"stats", STATS),
+       (b"snapshots", SNAPSHOTS), (b"history", HISTORY), (b"at", AT)]
+
+
+def is_virtual(ino: int) -> bool:
+    return ino >= VINO_BASE
+
+
+class VHandle:
+    __slots__ = ("vino", "data", "ctl", "caller")
+
+    def __init__(self, vino, data=None, ctl=None, caller=None):
+        self.vino, self.data, self.ctl, self.caller = vino, data, ctl, caller
+
+
+class VirtualTree:
+    def __init__(self, fs, service):
+        self.fs = fs
+        self.service = service
+        # the ctl protocol belongs to the control layer, above the core: it plugs itself in
+        # (control.attach); without it ctl answers ENOSYS and ctl.last is empty
+        self.ctl_factory = None          # () -> handle with async write(off, data, caller), read(off, n)
+        self.last = None                 # object with get(caller) -> bytes
+        self.nodes: dict[int, tuple] = {}         # vino -> ("tree", seq, ino) | ("hdir", ino) ...
+        self.ids: dict[tuple, int] = {}
+        self.refs: dict[int, int] = {}
+        self.handles: dict[int, VHandle] = {}
+        self._next = VINO_BASE + 1000
+        self.started_ns = time.time_ns()
+
+    # -- virtual inode numbers ----------------------------------------------------------------
+    def _vino(self, key: tuple) -> int:
+        v = self.ids.get(key)
+        if v is None:
+            v = self._next
+            self._next += 1
+            self.ids[key], self.nodes[v] = v, key
+        return v
+
+    def _node(self, vino: int) -> tuple:
+        if vino in FIXED:
+            return (FIXED[vino][0],)
+        node = self.nodes.get(vino)
+        if node is None:
+            raise FsError(errno.ENOENT)
+        return node
+
+    def entry(self, vino: int) -> Attr:
+        self.refs[vino] = self.refs.get(vino, 0) + 1
+        return self.attr(vino)
+
+    def forget(self, vino: int, n: int) -> None:
+        left = self.refs.get(vino, 0) - n
+        if left > 0:
+            self.refs[vino] = left
+            return
+        self.refs.pop(vino, None)
+        key = self.nodes.pop(vino, None)
+        if key is not None:
+            self.ids.pop(key, None)
+
+    # -- attributes ---------------------------------------------------------------------------
+    def _fixed_attr(self, vino: int, kind: str, perm: int) -> Attr:
+        is_dir = kind in ("dir", "snapdir", "hroot", "atdir")
+        mode = (st.S_IFDIR if is_dir else st.S_IFREG) | perm
+        t = self.started_ns
+        return Attr(vino, mode, 2 if is_dir else 1, 0, 0, 0, 0, 0, t, t, t, volatile=True)
+
+    def attr(self, vino: int) -> Attr:
+        if vino in FIXED:
+            kind, perm = FIXED[vino]
+            return self._fixed_attr(vino, kind, perm)
+        node = self._node(vino)
+        kind = node[0]
+        if kind == "tree":
+            a = self.fs.tt.attr(node[2], node[1])
+            if a is None:
+                raise FsError(errno.ENOENT)
+            a.ino = vino
+            return a
+        if kind == "hdir":
+            a = self.fs.meta.get_attr(node[1]) or self.fs.tt.attr(node[1], self.fs.meta.last_seq)
+            if a is None:
+                raise FsError(errno.ENOENT)
+            a.ino, a.volatile = vino, True
+            a.mode = st.S_IFDIR | (a.mode & 0o555)
+            return a
+        if kind == "hfile":
+            versions = self.fs.tt.versions(node[1])
+            t = versions[-1][3] if versions else self.started_ns
+            owner = self.fs.meta.get_attr(node[1])
+            uid, gid = (owner.uid, owner.gid) if owner else (0, 0)
+            return Attr(vino, st.S_IFDIR | 0o555, 2, uid, gid, 0, 0, 0, t, t, t, volatile=True)
+        if kind == "hver":
+            a = self.fs.tt.attr(node[1], node[2])
+            if a is None:
+                raise FsError(errno.ENOENT)
+            a.ino = vino
+            a.mode = st.S_IFREG | (a.mode & 0o444)
+            return a
+        raise FsError(errno.ENOENT)
+
+    # -- names --------------------------------------------------------------------------------
+    def lookup(self, parent: int, name: bytes) -> Attr:
+        if parent == NEXUS:
+            for n, v in TOP:
+                if n == name:
+                    return self.entry(v)
+            raise FsError(errno.ENOENT)
+        if parent == SNAPSHOTS:
+            snap = self.fs.tt.snapshot(name.decode(errors="replace"))
+            if snap is None:
+                raise FsError(errno.ENOENT)
+            return self.entry(self._vino(("tree", snap[1], snap[2])))
+        if parent == AT:
+            if not name.isdigit() or len(name) > 19:
+                raise FsError(errno.ENOENT)
+            seq = int(name)
+            if seq < 1 or seq > self.fs.meta.last_seq or seq < self.fs.tt.oldest_seq():
+                raise FsError(errno.ENOENT)
+            return self.entry(self._vino(("tree", seq, ROOT_INO)))
+        if parent == HISTORY:
+            return self._history_child(ROOT_INO, name)
+        node = self._node(parent)
+        if node[0] == "tree":
+            child = self.fs.tt.lookup(node[2], name, node[1])
+            if child is None:
+                raise FsError(errno.ENOENT)
+            return self.entry(self._vino(("tree", node[1], child)))
+        if node[0] == "hdir":
+            return self._history_child(node[1], name)
+        if node[0] == "hfile":
+            for seq, _size, _mtime, t in self.fs.tt.versions(node[1]):
+                if self.service_version_name(seq, t) == name:
+                    return self.entry(self._vino(("hver", node[1], seq)))
+            raise FsError(errno.ENOENT)
+        raise FsError(errno.ENOTDIR)
+
+    @staticmethod
+    def service_version_name(seq: int, t: int) -> bytes:
+        from ..history.service import version_name
+        return version_name(seq, t).encode()
+
+    def _history_child(self, dir_ino: int, name: bytes) -> Attr:
+        child = self.fs.meta.lookup(dir_ino, name)
+        if child is None:
+            found = self.fs.tt.latest_lookup(dir_ino, name)
+            if found is None:
+                raise FsError(errno.ENOENT)
+            child = found[0]
+        a = self.fs.meta.get_attr(child) or self.fs.tt.attr(child, self.fs.meta.last_seq) \
+            or self._last_attr(child)
+        if a is None:
+            raise FsError(errno.ENOENT)
+        kind = "hdir" if st.S_ISDIR(a.mode) else "hfile"
+        return self.entry(self._vino((kind, child)))
+
+    def _last_attr(self, ino: int) -> Attr | None:
+        row = self.fs.meta.conn.execute("SELECT max(seq_to) FROM inode_history WHERE ino=?",
+                                        (ino,)).fetchone()
+        return self.fs.tt.attr(ino, row[0] - 1) if row and row[0] else None
+
+    def readdir(self, vino: int, start: int) -> list[DirEntry]:
+        names = self._listing(vino)
+        out = []
+        for i, (name, child) in enumerate(names[start:], start + 1):
+            try:
+                out.append(DirEntry(name, self.attr(child), i))
+            except FsError:
+                continue
+        return out
+
+    def _listing(self, vino: int) -> list[tuple[bytes, int]]:
+        if vino == NEXUS:
+            return list(TOP)
+        if vino == SNAPSHOTS:
+            return [(n.encode(), self._vino(("tree", s, r))) for n, s, r, _p, _c in self.fs.tt.snapshots()]
+        if vino == AT:
+            return []
+        if vino == HISTORY:
+            return self._history_listing(ROOT_INO)
+        node = self._node(vino)
+        if node[0] == "tree":
+            from ..history.restore import _entries_at
+            return [(n, self._vino(("tree", node[1], i))) for n, i in _entries_at(self.fs, node[2], node[1]).items()]
+        if node[0] == "hdir":
+            return self._history_listing(node[1])
+        if node[0] == "hfile":
+            return [(self.service_version_name(s, t), self._vino(("hver", node[1], s)))
+                    for s, _size, _m, t in self.fs.tt.versions(node[1])]
+        raise FsError(errno.ENOTDIR)
+
+    def _history_listing(self, dir_ino: int) -> list[tuple[bytes, int]]:
+        from ..history.restore import _entries_live
+        out = []
+        for name, child in _entries_live(self.fs, dir_ino).items():
+            a = self.fs.meta.get_attr(child)
+            if a is not None and (st.S_ISDIR(a.mode) or st.S_ISREG(a.mode)):
+                out.append((name, self._vino(("hdir" if st.S_ISDIR(a.mode) else "hfile", child))))
+        return out
+
+    def readlink(self, vino: int) -> bytes:
+        node = self._node(vino)
+        if node[0] != "tree":
+            raise FsError(errno.EINVAL)
+        target = self.fs.tt.readlink(node[2], node[1])
+        if target is None:
+            raise FsError(errno.EINVAL)
+        return target
+
+    # -- files --------------------------------------------------------------------------------
+    async def open(self, vino: int, flags: int, caller: Caller, fh: int) -> bool:
+        """Open a virtual file; returns True when the kernel must not cache it (direct I/O)."""
+        kind = self._node(vino)[0]
+        writing = (flags & 3) != 0
+        if kind == "ctl":
+            if self.ctl_factory is None:
+                raise FsError(errno.ENOSYS, "no control plane attached")
+            self.handles[fh] = VHandle(vino, ctl=self.ctl_factory(), caller=caller)
+            return True
+        if writing:
+            raise FsError(errno.EROFS if kind in ("tree", "hver") else errno.EACCES)
+        if kind == "last":
+            data = self.last.get(caller) if self.last is not None else b""
+            self.handles[fh] = VHandle(vino, data=data, caller=caller)
+        elif kind == "log":
+            recs = await self.service.log(caller=caller)
+            self.handles[fh] = VHandle(vino, data="".join(
+                json.dumps(r, ensure_ascii=False) + "\n" for r in recs).encode(errors="replace"))
+        elif kind == "stats":
+            s = await self.service.stats()
+            self.handles[fh] = VHandle(vino, data="".join(f"{k}: {v}\n" for k, v in s.items()).encode())
+        elif kind in ("tree", "hver"):
+            node = self._node(vino)
+            attr = self.attr(vino)
+            if st.S_ISDIR(attr.mode):
+                raise FsError(errno.EISDIR)
+            seq, ino = (node[1], node[2]) if kind == "tree" else (node[2], node[1])
+            self.handles[fh] = VHandle(vino, data=("past", ino, seq))
+            return False
+        else:
+            raise FsError(errno.EISDIR)
+        return True
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes:
+        h = self.handles[fh]
+        if h.ctl is not None:
+            return h.ctl.read(offset, size)
+        if isinstance(h.data, tuple):
+            _, ino, seq = h.data
+            return await self.fs.read_at(ino, seq, offset, size)
+        return h.data[offset:offset + size]
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        h = self.handles[fh]
+        if h.ctl is None:
+            raise FsError(errno.EBADF)
+        return await h.ctl.write(offset, data, h.caller)
+
+    def release(self, fh: int) -> None:
+        self.handles.pop(fh, None)
+
+    # -- mutations: snapshots by mkdir/rmdir/mv; everything else is read-only ------------------
+    def _readonly(self, parent: int) -> FsError:
+        return FsError(errno.EROFS if parent not in FIXED else errno.EPERM)
+
+    async def mkdir(self, parent: int, name: bytes, caller: Caller) -> Attr:
+        if parent != SNAPSHOTS:
+            raise self._readonly(parent)
+        await self.service.snapshot_create(name.decode(errors="replace"), "/", caller)
+        return self.lookup(SNAPSHOTS, name)
+
+    async def rmdir(self, parent: int, name: bytes, caller: Caller) -> None:
+        if parent != SNAPSHOTS:
+            raise self._readonly(parent)
+        await self.service.snapshot_delete(name.decode(errors="replace"), caller)
+        self.fs.invalidate((), {(SNAPSHOTS, name)})
+
+    async def rename(self, old_parent: int, old: bytes, new_parent: int, new: bytes, flags: int,
+                     caller: Caller) -> None:
+        if old_parent != SNAPSHOTS or new_parent != SNAPSHOTS:
+            raise FsError(errno.EXDEV if is_virtual(old_parent) != is_virtual(new_parent)
+                          else errno.EROFS)
+        if flags:
+            raise FsError(errno.EINVAL)
+        await self.service.snapshot_rename(old.decode(errors="replace"), new.decode(errors="replace"), caller)
+        self.fs.invalidate((), {(SNAPSHOTS, old), (SNAPSHOTS, new)})
