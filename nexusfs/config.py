@@ -41,6 +41,8 @@ class Config:
     entry_timeout: float = 300.0
     compress_level: int = 3
     gc_threshold: int = 256 * MiB        # collect garbage in the background past this much churn
+    retain_days: float = 30.0            # history (log, versions, time travel) kept this long...
+    retain_ops: int = 5_000_000          # ... and at most this many operations; snapshots stay
 
     @property
     def db_path(self) -> Path:

@@ -108,11 +108,10 @@ class Operations(pyfuse3.Operations):
         self.op_stats = OpStats()
         fs.invalidate_hook = self._invalidate
 
-    def _invalidate(self, inodes: set[int], entries: set[tuple[int, bytes]]) -> None:
+    async def _invalidate(self, inodes: set[int], entries: set[tuple[int, bytes]]) -> None:
         """Drop the kernel's cached entries, attributes and pages of what changed behind its
-        back. Never inside a handler (it would deadlock): from a worker thread, later."""
-        if not inodes and not entries:
-            return
+        back. Never from the trio thread (the kernel may wait for a request we would then not
+        answer): from a worker thread, while the loop keeps serving."""
         import trio
 
         def work():
@@ -127,9 +126,7 @@ class Operations(pyfuse3.Operations):
                 except OSError:
                     pass
 
-        async def run():
-            await trio.to_thread.run_sync(work)
-        trio.lowlevel.spawn_system_task(run)
+        await trio.to_thread.run_sync(work)
 
     # -- conversions --------------------------------------------------------------------------
     def _caller(self, ctx) -> Caller:

@@ -27,7 +27,6 @@ from .config import Config
 from .control.ctlfile import attach as attach_ctl
 from .control.server import serve_control
 from .core.fs import FileSystem
-from .history.service import HistoryService
 
 log = logging.getLogger("nexusfs")
 

@@ -38,7 +38,8 @@ def _ask(mount, data_dir, as_json, build, *, paths=(), raw=False):
     """Locate the daemon, build the argv with ``build(target.store_path)``, ask, print."""
     try:
         target: Target = locate(mount, data_dir, hints=[p for p in paths if p])
-        reply = call(target.socket_path, argv=build(target.store_path))
+        want = ("data",) if as_json or raw else ("text",)
+        reply = call(target.socket_path, argv=build(target.store_path), want=want)
     except ControlError as e:
         _fail(str(e))
     data = reply.get("data")
@@ -46,7 +47,7 @@ def _ask(mount, data_dir, as_json, build, *, paths=(), raw=False):
         if as_json:
             click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         elif raw and isinstance(data, dict) and "base64" in data:
-            out = click.get_binary_stream("stdout")
+            out = sys.stdout.buffer
             out.write(base64.b64decode(data["base64"]))
             out.flush()
         else:
@@ -54,8 +55,10 @@ def _ask(mount, data_dir, as_json, build, *, paths=(), raw=False):
                 click.echo(line, nl=False)
             sys.stdout.flush()
     except BrokenPipeError:          # `nexus log | head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:                         # and Python must not complain when it flushes at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
         sys.exit(0)
 
 

@@ -132,9 +132,13 @@ class Connection:
                                f"{e.strerror or e}") from None
         self.reader = self.sock.makefile("rb")
 
-    def request(self, cmd: str | None = None, argv: list[str] | None = None) -> dict:
-        """Send one request; the response ``{"ok": true, "text", "data"}``, or RemoteError."""
-        req = {"cmd": cmd} if argv is None else {"argv": list(argv)}
+    def request(self, cmd: str | None = None, argv: list[str] | None = None,
+                want: tuple[str, ...] | None = None) -> dict:
+        """Send one request; the response ``{"ok": true, "text", "data"}`` (only the parts in
+        ``want`` when given), or RemoteError."""
+        req: dict = {"cmd": cmd} if argv is None else {"argv": list(argv)}
+        if want is not None:
+            req["want"] = list(want)
         try:
             self.sock.sendall(json.dumps(req).encode("ascii") + b"\n")
             line = self.reader.readline()
@@ -166,6 +170,6 @@ class Connection:
 
 
 def call(socket_path: str | os.PathLike, argv: list[str] | None = None,
-         cmd: str | None = None) -> dict:
+         cmd: str | None = None, want: tuple[str, ...] | None = None) -> dict:
     with Connection(socket_path) as conn:
-        return conn.request(cmd=cmd, argv=argv)
+        return conn.request(cmd=cmd, argv=argv, want=want)

@@ -355,7 +355,9 @@ async def _snapshot_rename(svc, a, caller):
 async def _snapshot_restore(svc, a, caller):
     r = await svc.snapshot_restore(a["NAME"], a.path("PATH"), caller)
     where = r.get("path") or a.path("PATH") or "its tree"
-    return Reply(f"restored {where} to snapshot {a['NAME']}: {r.get('changed')} entries changed "
+    n = r.get("changed")
+    return Reply(f"restored {where} to snapshot {a['NAME']}: {n} "
+                 f"{'entry' if n == 1 else 'entries'} changed "
                  f"(seq {r.get('seq')}; `undo seq {r.get('seq')}` reverts it)\n", r)
 
 

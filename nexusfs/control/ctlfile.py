@@ -1,6 +1,7 @@
-"""The logic of the ``/.nexus/ctl`` and ``/.nexus/ctl.last`` files, without pyfuse3: the FUSE
-adapter keeps a ``CtlHandle`` per open handle of ctl and one ``LastReplies`` per mount, and
-forwards write/read to them (docs/control-protocol.md, "The ctl file").
+"""The logic of the ``/.nexus/ctl`` and ``/.nexus/ctl.last`` files, without pyfuse3:
+``attach(fs)`` gives the core's /.nexus/ tree (core/vtree.py) a ``CtlHandle`` per open handle of
+ctl and one ``LastReplies`` per mount, and the tree forwards write/read to them
+(docs/control-protocol.md, "The ctl file").
 
 Protocol: each write(2) is one command; it succeeds (returning its full length) or fails with
 the command's errno. The reply (or, after a failure, the error text) is then read back on the

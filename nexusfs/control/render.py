@@ -57,7 +57,7 @@ def table(header: list[str] | None, rows: Iterable[list], right: Iterable[int] =
 
 
 # -- per-command renderings ---------------------------------------------------------------------
-LOG_HEADER = f"{'SEQ':>8}  {'TIME':19}  {'UID':>5}  {'WHO':18}  {'OP':10}  PATH\n"
+LOG_HEADER = f"{'SEQ':>8}  {'TIME':19}  {'UID':>5}  {'WHO':18}  {'OP':15}  PATH\n"
 
 
 def log_line(rec: dict) -> str:
@@ -74,7 +74,7 @@ def log_line(rec: dict) -> str:
         tail += f"  (undo of {rec['undo_of']})"
     uid = rec.get("uid")
     return (f"{rec.get('seq', '?'):>8}  {fmt_time(rec.get('time_ns')):19}  "
-            f"{'-' if uid is None else uid:>5}  {who:18}  {rec.get('op', '?'):10}  {where}{tail}\n")
+            f"{'-' if uid is None else uid:>5}  {who:18}  {rec.get('op', '?'):15}  {where}{tail}\n")
 
 
 def log_lines(records: list[dict]) -> Iterator[str]:

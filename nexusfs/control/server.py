@@ -2,7 +2,8 @@
 normally DATA_DIR/control.sock) that speaks JSON lines.
 
 One request per line, ``{"cmd": "snapshot create before /src"}`` or ``{"argv": ["snapshot",
-"create", "before", "/src"]}`` (optionally with an ``"id"``, echoed back); one response per
+"create", "before", "/src"]}`` (optionally with an ``"id"``, echoed back, and ``"want":
+["text"]`` or ``["data"]`` to receive only that part of a reply); one response per
 request, in order: ``{"ok": true, "text": ..., "data": ...}`` or ``{"ok": false, "errno": N,
 "error": "ENOENT", "message": ..., "text": ...}``. Blank lines are ignored. A line that is not a
 JSON object, or is longer than 1 MiB, gets an error response and the connection carries on.
@@ -184,6 +185,9 @@ async def respond(service: HistoryService, line: bytes | str, caller: Caller) ->
             else:
                 reply = await execute_argv(service, argv, caller)
         response = {"ok": True, "text": reply.text, "data": reply.data}
+        want = request.get("want")
+        if isinstance(want, list):               # e.g. ["data"]: leave the other one out
+            response = {k: v for k, v in response.items() if k == "ok" or k in want}
     except FsError as e:
         response = error_response(e)
     if rid is not None:

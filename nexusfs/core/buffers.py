@@ -150,8 +150,6 @@ class DirtyFile:
         self.error = 0                        # errno of a failed background commit
         self.seq: int | None = None           # the logged write operation this buffer becomes
         self.writer = None                    # the Caller who opened the file for writing
-        self.readers = 0                      # reads using the buffer from worker threads
-        self.close_pending = False
 
     def write(self, offset: int, data) -> None:
         self.buf.pwrite(data, offset)
@@ -186,14 +184,5 @@ class DirtyFile:
         return self.ranges.total()
 
     def close(self) -> None:
-        """Release the buffer, or, while reads in worker threads still use it, once the last
-        of them is done."""
-        if self.readers:
-            self.close_pending = True
-        else:
-            self.buf.close()
-
-    def reader_done(self) -> None:
-        self.readers -= 1
-        if self.close_pending and not self.readers:
-            self.buf.close()
+        """Release the buffer (reads copy what they need on the trio thread first)."""
+        self.buf.close()

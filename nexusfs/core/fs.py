@@ -67,7 +67,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._space_checked = 0.0
         self._space_low = False
         self._space_near = False
-        self.invalidate_hook = None      # set by the FUSE adapter: (inodes, entries) -> None
+        self.invalidate_hook = None      # set by the FUSE adapter: async (inodes, entries)
+        self._stale: tuple[set, set] = (set(), set())
         self.meta: MetaStore
         self.packs: PackStore
         self.content: ContentStore
@@ -256,12 +257,20 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
 
     # -- kernel caches and the past -----------------------------------------------------------
     def invalidate(self, inodes, entries) -> None:
-        """Tell the kernel that these inodes and (parent, name) entries changed behind its back
-        (undo, restore); it must not serve them from its caches."""
+        """Note that these inodes and (parent, name) entries changed behind the kernel's back
+        (undo, restore); ``settle_kernel`` then makes it drop them from its caches."""
         for ino in inodes:
             self.content.forget(ino)
         if self.invalidate_hook is not None:
-            self.invalidate_hook(set(inodes), set(entries))
+            self._stale[0].update(inodes)
+            self._stale[1].update(entries)
+
+    async def settle_kernel(self) -> None:
+        """Have the kernel forget what ``invalidate`` noted, before the command that changed it
+        replies (so the caller's next `cat` or `ls` sees the new state)."""
+        if self.invalidate_hook is not None and (self._stale[0] or self._stale[1]):
+            stale, self._stale = self._stale, (set(), set())
+            await self.invalidate_hook(*stale)
 
     async def read_at(self, ino: int, seq: int, offset: int = 0, size: int | None = None) -> bytes:
         """Content of ``ino`` as of ``seq`` (whole, or ``size`` bytes at ``offset``)."""
@@ -358,6 +367,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             df = self.dirty.get(ino)
             if df is not None:
                 df.mtime_ns = mtime_ns
+                if ctime_ns is not None:      # the kernel's ctime too, or stat drifts later
+                    self.meta.set_times(ino, self.meta.get_attr(ino).mtime_ns, ctime_ns)
             else:
                 self.meta.set_times(ino, mtime_ns, ctime_ns if ctime_ns is not None else now_ns())
             return self._attr(ino)

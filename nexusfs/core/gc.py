@@ -1,4 +1,5 @@
-"""Garbage collection: drop chunks nothing references, then compact mostly-dead pack files.
+"""Garbage collection: apply history retention, drop chunks nothing references any more, then
+compact mostly-dead pack files.
 
 Mark-and-sweep, not reference counts: the mark is "referenced by an extent" (a query over
 everything retained), so no counter can drift. Runs on the trio thread with commits quiesced
@@ -22,12 +23,15 @@ class GcResult:
     bytes_freed: int = 0
     packs_compacted: int = 0
     packs_deleted: int = 0
+    pruned: dict | None = None
 
 
 async def collect(fs, compact_below: float = 0.5, progress=None) -> GcResult:
     """Sweep unreferenced chunks; rewrite packs whose live share is under ``compact_below``."""
+    from ..history import retention
     result = GcResult()
     async with fs.quiesced():
+        result.pruned = retention.apply(fs)
         dead = fs.meta.unreferenced_chunks()
         fs.meta.delete_chunks([cid for cid, _ in dead])
         result.chunks_freed = len(dead)

@@ -146,8 +146,10 @@ class VirtualTree:
             if not name.isdigit() or len(name) > 19:
                 raise FsError(errno.ENOENT)
             seq = int(name)
-            if seq < 1 or seq > self.fs.meta.last_seq or seq < self.fs.tt.oldest_seq():
-                raise FsError(errno.ENOENT)
+            try:
+                self.service._seq_ok(seq)
+            except FsError:
+                raise FsError(errno.ENOENT) from None
             return self.entry(self._vino(("tree", seq, ROOT_INO)))
         if parent == HISTORY:
             return self._history_child(ROOT_INO, name)
@@ -304,7 +306,6 @@ class VirtualTree:
         if parent != SNAPSHOTS:
             raise self._readonly(parent)
         await self.service.snapshot_delete(name.decode(errors="replace"), caller)
-        self.fs.invalidate((), {(SNAPSHOTS, name)})
 
     async def rename(self, old_parent: int, old: bytes, new_parent: int, new: bytes, flags: int,
                      caller: Caller) -> None:
@@ -314,4 +315,3 @@ class VirtualTree:
         if flags:
             raise FsError(errno.EINVAL)
         await self.service.snapshot_rename(old.decode(errors="replace"), new.decode(errors="replace"), caller)
-        self.fs.invalidate((), {(SNAPSHOTS, old), (SNAPSHOTS, new)})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import stat as st
 
-from .undo import settle
+from .undo import names_of, settle
 
 
 def _entries_at(fs, dir_ino: int, seq: int) -> dict[bytes, int]:
@@ -102,7 +102,7 @@ def restore(fs, ino: int, seq: int, r_seq: int) -> int:
     if _is_dir_at(fs, ino, seq):
         changed += restore_tree(fs, ino, seq, touched, entries)
     settle(fs, touched, r_seq)
-    fs.invalidate(touched, entries)
+    fs.invalidate(touched, entries | names_of(fs, touched))
     return changed
 
 

@@ -56,6 +56,9 @@ class HistoryService:
     def _seq_ok(self, seq: int) -> int:
         if seq < 0 or seq > self.fs.meta.last_seq:
             raise FsError(errno.ENOENT, f"no sequence number {seq} (the last is {self.fs.meta.last_seq})")
+        if seq < self.fs.tt.oldest_seq() and seq not in {s[1] for s in self.fs.tt.snapshots()}:
+            raise FsError(errno.ENOENT, f"sequence number {seq} is past the retention of history"
+                                        f" (the oldest kept is {self.fs.tt.oldest_seq()})")
         return seq
 
     async def _commit_all(self) -> None:
@@ -122,6 +125,7 @@ class HistoryService:
         await self._commit_all()
         r = self.fs._begin("restore", caller, path=target, path2=name, ino=ino)
         changed = restore_mod.restore(self.fs, ino, seq, r)
+        await self.fs.settle_kernel()
         return {"seq": r, "changed": changed, "snapshot": name, "path": target}
 
     async def snapshot_diff(self, name: str, path: str | None) -> list[dict]:
@@ -152,7 +156,13 @@ class HistoryService:
             targets = [seq]
         else:
             targets = undo_mod.pick(self.fs, caller, count=max(1, count), agent=agent, path=path)
-        return [undo_mod.undo(self.fs, s, caller, force) for s in targets]
+        done = []
+        try:
+            for s in targets:
+                done.append(undo_mod.undo(self.fs, s, caller, force))
+        finally:
+            await self.fs.settle_kernel()
+        return done
 
     # -- versions and time travel -------------------------------------------------------------
     async def versions_list(self, path: str) -> list[dict]:
@@ -182,6 +192,7 @@ class HistoryService:
             raise FsError(errno.ENOENT, f"{path} now names another file; restore with cp")
         r = self.fs._begin("rollback", caller, path=path, path2=str(seq), ino=ino)
         restore_mod.restore(self.fs, ino, seq, r)
+        await self.fs.settle_kernel()
         return {"seq": r, "path": path, "version": seq}
 
     async def cat_at(self, path: str, seq: int) -> bytes:

@@ -118,7 +118,7 @@ def undo(fs, seq: int, caller: Caller, force: bool = False) -> dict:
         fs.meta.revive_inode(past, tt.readlink(ino, before))
         touched.add(ino)
     settle(fs, touched, u)
-    fs.invalidate(touched, entries)
+    fs.invalidate(touched, entries | names_of(fs, touched))
     return {"undone": seq, "seq": u, "op": op, "path": path}
 
 
@@ -149,6 +149,15 @@ def settle(fs, touched: set[int], seq: int) -> None:
         fs.content.forget(ino)
     for ino in touched:
         fs._maybe_purge(ino)
+
+
+def names_of(fs, inodes) -> set[tuple[int, bytes]]:
+    """The live names of these inodes: entries the kernel must look up again (a changed
+    generation makes it replace its cached inode, stale size included)."""
+    out = set()
+    for ino in inodes:
+        out.update(fs.meta.names(ino))
+    return out
 
 
 def _undo_chains(fs) -> dict[int, list[int]]:

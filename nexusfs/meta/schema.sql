@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS oplog (
     undo_of  INTEGER             -- for undo operations: the seq they reversed
 );
 CREATE INDEX IF NOT EXISTS oplog_by_path ON oplog(path);
+CREATE INDEX IF NOT EXISTS oplog_by_path2 ON oplog(path2) WHERE path2 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oplog_by_undo ON oplog(undo_of) WHERE undo_of IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oplog_by_time ON oplog(time_ns);
 CREATE INDEX IF NOT EXISTS oplog_by_agent ON oplog(agent) WHERE agent IS NOT NULL;
 CREATE INDEX IF NOT EXISTS oplog_by_uid ON oplog(uid, seq);
 CREATE INDEX IF NOT EXISTS oplog_by_ino ON oplog(ino, seq);
@@ -49,7 +52,9 @@ CREATE TABLE IF NOT EXISTS inodes (
     mtime_ns  INTEGER NOT NULL,  -- last content change
     ctime_ns  INTEGER NOT NULL,  -- last change of content or attributes
     target    BLOB,              -- symlink target; NULL for other types
-    seq       INTEGER NOT NULL DEFAULT 0 -- the operation since which these values hold
+    seq       INTEGER NOT NULL DEFAULT 0, -- the operation since which these values hold
+    generation INTEGER NOT NULL DEFAULT 0 -- bumped when undo/restore change the inode behind
+                                 -- the kernel's back, so it drops its cached copy (size included)
 );
 
 -- Earlier attribute states of inodes (including deleted ones), each valid for [seq_from, seq_to).

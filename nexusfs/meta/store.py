@@ -11,7 +11,7 @@ import apsw
 
 from ..types import Attr, ChunkLoc, Extent
 
-_ATTR_COLS = "ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns"
+_ATTR_COLS = "ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, generation"
 
 
 def _row_to_attr(row) -> Attr:
@@ -203,6 +203,11 @@ class MetaStore:
                                 " LIMIT 1", (ino,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def names(self, ino: int) -> list[tuple[int, bytes]]:
+        """Every live (parent, name) of ``ino``."""
+        return list(self.conn.execute("SELECT parent, name FROM dentries WHERE ino=? AND"
+                                      " seq_to IS NULL", (ino,)))
+
     def link_count(self, ino: int) -> int:
         return self.conn.execute("SELECT count(*) FROM dentries WHERE ino=? AND seq_to IS NULL",
                                  (ino,)).fetchone()[0]
@@ -225,10 +230,11 @@ class MetaStore:
     def revive_inode(self, attr: Attr, target: bytes | None) -> None:
         """Make ``attr`` (a past state) the live state of its inode, recreating a purged one."""
         c = self._w()
-        if c.execute("SELECT 1 FROM inodes WHERE ino=?", (attr.ino,)).fetchone():
+        row = c.execute("SELECT generation FROM inodes WHERE ino=?", (attr.ino,)).fetchone()
+        if row:
             self.update_attr(attr.ino, mode=attr.mode, uid=attr.uid, gid=attr.gid, rdev=attr.rdev,
                              size=attr.size, mtime_ns=attr.mtime_ns, ctime_ns=attr.ctime_ns,
-                             atime_ns=attr.atime_ns, target=target)
+                             atime_ns=attr.atime_ns, target=target, generation=row[0] + 1)
         else:
             c.execute("INSERT INTO inodes (ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns,"
                       " mtime_ns, ctime_ns, target, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -273,6 +279,29 @@ class MetaStore:
 
     def rename_snapshot(self, old: str, new: str) -> None:
         self._w().execute("UPDATE snapshots SET name=? WHERE name=?", (new, old))
+
+    # -- retention --------------------------------------------------------------------------
+    def first_seq_since(self, time_ns: int) -> int | None:
+        row = self.conn.execute("SELECT min(seq) FROM oplog WHERE time_ns>=?", (time_ns,)).fetchone()
+        return row[0]
+
+    def prune_history(self, keep_from: int) -> dict[str, int]:
+        """Forget history before ``keep_from``: rows that stopped holding before it (unless a
+        snapshot still sees them), the log, and versions (a file's newest version stays)."""
+        c = self._w()
+        out = {}
+        unseen = ("NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.seq>={t}.seq_from"
+                  " AND s.seq<{t}.seq_to)")
+        for table in ("dentries", "extents", "inode_history"):
+            c.execute(f"DELETE FROM {table} WHERE seq_to IS NOT NULL AND seq_to<=? AND "
+                      + unseen.format(t=table), (keep_from,))
+            out[table] = c.changes()
+        c.execute("DELETE FROM versions WHERE seq<? AND seq<(SELECT max(v.seq) FROM versions v"
+                  " WHERE v.ino=versions.ino)", (keep_from,))
+        out["versions"] = c.changes()
+        c.execute("DELETE FROM oplog WHERE seq<? AND seq<(SELECT max(seq) FROM oplog)", (keep_from,))
+        out["log"] = c.changes()
+        return out
 
     # -- content ------------------------------------------------------------------------------
     def extents(self, ino: int) -> list[Extent]:

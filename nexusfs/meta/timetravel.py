@@ -86,9 +86,11 @@ class TimeTravel:
                 where.append(f"{col}=?")
                 args.append(value)
         if path is not None:
-            where.append("(path=? OR path2=? OR path LIKE ? ESCAPE '\\' OR path2 LIKE ? ESCAPE '\\')")
-            prefix = path.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
-            args += [path, path, prefix, prefix]
+            # the path itself or anything below it, as index range scans on path and path2
+            base = path.rstrip("/")
+            lo, hi = base + "/", base + "0"          # '0' is the character after '/'
+            where.append("(path=? OR (path>=? AND path<?) OR path2=? OR (path2>=? AND path2<?))")
+            args += [path, lo, hi, path, lo, hi]
         if since_seq is not None:
             where.append("seq>=?")
             args.append(since_seq)

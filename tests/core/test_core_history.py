@@ -214,3 +214,30 @@ async def test_history_survives_restart(stores, cfg):
     assert fs.meta.last_seq > seq
     await hs.undo(ROOT)
     assert await read_file(fs, ino) == b"old"
+
+
+async def test_retention_forgets_old_history_but_not_snapshots(stores, tmp_path, small_store):
+    from nexusfs import config
+    from nexusfs.core.gc import collect
+    cfg = config.load(tmp_path / "ret", retain_ops=3, **small_store)
+    fs = stores.start(cfg)
+    hs = HistoryService(fs)
+    ino = await make_file(fs, b"f", rnd(50_000, 1))
+    await hs.snapshot_create("keep", "/", ROOT)
+    first = fs.meta.last_seq
+    for i in range(6):
+        await rewrite(fs, ino, rnd(50_000, 10 + i))
+    fs.garbage_hint = 1
+    r = await collect(fs)
+    assert r.pruned["log"] > 0 and r.chunks_freed > 0
+    with pytest.raises(FsError) as e:
+        await hs.cat_at("/f", first)          # past retention: the log is gone
+    assert e.value.errno in (errno.ENOENT,)
+    assert fs.tt.oldest_seq() > first
+    # the snapshot still reads the old content, and the current content is intact
+    snap_seq = (await hs.snapshot_list())[0]["seq"]
+    assert await fs.read_at(ino, snap_seq) == rnd(50_000, 1)
+    assert await read_file(fs, ino) == rnd(50_000, 15)
+    with pytest.raises(FsError) as e:
+        await hs.undo(ROOT, seq=2)
+    assert e.value.errno == errno.EINVAL and "retention" in e.value.message

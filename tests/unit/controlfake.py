@@ -42,6 +42,7 @@ class FakeHistory(HistoryService):
         self.gates: dict[str, trio.Event] = {}        # method -> event the call waits for
         self.entered: dict[str, trio.Event] = {}      # method -> set when the call started
         self.finished: list[str] = []
+        self.log_records: list[dict] = [dict(r) for r in LOG]
 
     async def _call(self, name: str, *args, caller: Caller | None = None, **kw):
         self.calls.append((name, args, kw))
@@ -93,7 +94,7 @@ class FakeHistory(HistoryService):
                   since_ns=None, limit=None, caller=None):
         await self._call("log", agent=agent, uid=uid, path=path, op=op, since_seq=since_seq,
                          since_ns=since_ns, limit=limit, caller=caller)
-        recs = [r for r in LOG if (agent is None or r["agent"] == agent)
+        recs = [r for r in self.log_records if (agent is None or r["agent"] == agent)
                 and (op is None or r["op"] == op)]
         return recs[-limit:] if limit else recs
 
