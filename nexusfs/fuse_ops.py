@@ -308,9 +308,12 @@ class Operations(pyfuse3.Operations):
         await self.fs.setxattr(inode, name, value, self._caller(ctx))
 
     async def getxattr(self, inode, name, ctx):
-        if name == b"security.capability" and inode not in self.fs.caps:
-            # asked before every write(): answered here, without the general handler's cost
+        rare = self.fs.rare_xattrs.get(name)
+        if rare is not None and inode not in rare:
+            # asked before every write() and by ls: answered here, without the handler's cost
             raise pyfuse3.FUSEError(errno.ENODATA)
+        if name.startswith(b"system."):
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)     # no POSIX ACLs (yet)
         return await self._getxattr(inode, name, ctx)
 
     @_guard

@@ -14,6 +14,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -204,14 +205,44 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
     reg.write_text(json.dumps({"pid": os.getpid(), "mountpoint": mountpoint,
                                "data_dir": str(cfg.data_dir)}))
     try:
-        trio.run(_serve, fs, ops, ready_w)
+        trio.run(_serve, fs, ops, ready_w, mountpoint)
     finally:
         reg.unlink(missing_ok=True)
     return 0
 
 
-async def _serve(fs: FileSystem, ops: fuse_ops.Operations, ready_w: int | None) -> None:
+async def _readahead_after_init(mountpoint: str, kb: int) -> None:
+    # the kernel clamps read-ahead to what FUSE's INIT exchange agreed (128 KiB), so raise it
+    # once that exchange, the first request the loop serves, is over
+    log.debug("read-ahead: waiting for INIT")
+    await trio.sleep(0.3)
+    log.debug("read-ahead: raising")
+    await trio.to_thread.run_sync(_raise_readahead, mountpoint, kb)
+
+
+def _raise_readahead(mountpoint: str, kb: int) -> None:
+    """Let the kernel read ahead ``kb`` KiB on this mount (its default for FUSE, 128 KiB, cuts
+    sequential reads into many small requests). Found through /proc/self/mountinfo, so the
+    mount itself is never touched; best effort."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+                if point == mountpoint:
+                    with open(f"/sys/class/bdi/{fields[2]}/read_ahead_kb", "w") as ra:
+                        ra.write(str(kb))
+                    log.info("read-ahead on %s: %d KiB", mountpoint, kb)
+                    return
+        log.warning("no mountinfo line for %s: read-ahead left as is", mountpoint)
+    except OSError as e:
+        log.debug("cannot raise read-ahead: %s", e)
+
+
+async def _serve(fs: FileSystem, ops: fuse_ops.Operations, ready_w: int | None,
+                 mountpoint: str) -> None:
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_readahead_after_init, mountpoint, fs.cfg.readahead_kb)
         nursery.start_soon(_signals, ops)
         nursery.start_soon(_batch_timer, fs)
         await _start_control(nursery, fs)

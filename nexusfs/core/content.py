@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import threading
 
 import trio
 from cachetools import LRUCache
@@ -31,6 +32,7 @@ log = logging.getLogger("nexusfs.content")
 
 _WINDOW = 8 * MiB
 _INLINE_WORK = 256 * 1024
+_PREFETCH = 2 * MiB
 
 
 class CorruptChunk(Exception):
@@ -72,6 +74,10 @@ class ContentStore:
         self.cache = ChunkCache(cfg.chunk_cache_bytes)
         self.chunker = Chunker(cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max)
         self._maps: LRUCache = LRUCache(maxsize=2048)
+        self._read_ends: LRUCache = LRUCache(maxsize=4096)   # ino -> where its last read ended
+        self._prefetching: set[int] = set()
+        self._inflight: dict[bytes, threading.Event] = {}
+        self._inflight_lock = threading.Lock()
         self.bytes_written = 0
         self.bytes_deduplicated = 0
 
@@ -90,10 +96,29 @@ class ContentStore:
         self._maps.clear()
 
     def fetch(self, loc: ChunkLoc) -> bytes:
-        """The decoded bytes of a chunk, verified against its BLAKE3 id. Thread-safe."""
+        """The decoded bytes of a chunk, verified against its BLAKE3 id. Thread-safe; a chunk
+        another thread is already loading (a read and a prefetch) is waited for, not loaded
+        twice."""
         data = self.cache.get(loc.id)
         if data is not None:
             return data
+        with self._inflight_lock:
+            pending = self._inflight.get(loc.id)
+            if pending is None:
+                self._inflight[loc.id] = threading.Event()
+        if pending is not None:
+            pending.wait(30)
+            data = self.cache.get(loc.id)
+            if data is not None:
+                return data
+            return self._load(loc)
+        try:
+            return self._load(loc)
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(loc.id).set()
+
+    def _load(self, loc: ChunkLoc) -> bytes:
         try:
             stored = loc.data if loc.data is not None else self.packs.read(loc.pack, loc.offset,
                                                                            loc.stored_len)
@@ -138,8 +163,14 @@ class ContentStore:
 
     async def read(self, ino: int, df: DirtyFile | None, start: int, length: int) -> bytes:
         emap = self.extent_map(ino)
+        sequential = self._read_ends.get(ino) == start
+        self._read_ends[ino] = start + length
         if length <= _INLINE_WORK and not self.needs_io(emap, start, start + length):
+            if sequential:
+                self._prefetch(ino, emap, start + length)
             return self.assemble(emap, df, start, length)
+        if sequential:
+            self._prefetch(ino, emap, start + length)
         if df is None:
             return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
         # Copy the buffered bytes now, together with the extent map: a commit (or a streaming
@@ -148,6 +179,31 @@ class ContentStore:
         parts = dirty_parts(df, start, start + length)
         return await trio.to_thread.run_sync(self._assemble, emap, df.trunc_to, parts, start,
                                              length)
+
+    def _prefetch(self, ino: int, emap: ExtentMap, offset: int) -> None:
+        """A sequential reader will want the next chunks: fetch (read, verify, cache) them in
+        a worker thread while the kernel digests this reply. One prefetch per file at a time."""
+        if ino in self._prefetching:
+            return
+        wanted = [e.loc for e in emap.overlapping(offset, offset + _PREFETCH)
+                  if e.loc.data is None and self.cache.get(e.loc.id) is None]
+        if not wanted:
+            return
+        self._prefetching.add(ino)
+
+        def work():
+            for loc in wanted:
+                try:
+                    self.fetch(loc)
+                except CorruptChunk:
+                    return                # the read itself will report it
+
+        async def run():
+            try:
+                await trio.to_thread.run_sync(work)
+            finally:
+                self._prefetching.discard(ino)
+        trio.lowlevel.spawn_system_task(run)
 
     # -- committing ---------------------------------------------------------------------------
     def _regions(self, emap: ExtentMap, df: DirtyFile) -> Ranges:

@@ -37,7 +37,7 @@ from .names import check_name, now_ns
 from .namespace import RENAME_EXCHANGE, RENAME_NOREPLACE, NamespaceOps  # noqa: F401
 from .routing import VirtualRouting
 from .vtree import VirtualTree
-from .xattrs import XATTR_CAPS, XattrOps
+from .xattrs import RARE_XATTRS, XATTR_CAPS, XattrOps  # noqa: F401
 
 log = logging.getLogger("nexusfs.fs")
 
@@ -55,7 +55,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.direct_io: dict[int, bool] = {}   # virtual files the kernel must not cache
         self._next_fh = 1
         self._lock_fd: int | None = None
-        self.caps: set[int] = set()
+        self.rare_xattrs: dict[bytes, set[int]] = {n: set() for n in RARE_XATTRS}
         # True under a FUSE writeback cache: the kernel keeps mtime/ctime of written files
         # itself and sends them with setattr; write() must not stamp the daemon's clock then,
         # or the stored times drift from what stat showed while mounted
@@ -115,7 +115,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.history = HistoryService(self)
         self.vtree = VirtualTree(self, self.history)
         self._recover()
-        self.caps = self.meta.xattr_inodes(XATTR_CAPS)
+        self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
 
     def _recover(self) -> None:
         for leftover in self.cfg.spill_dir.iterdir():

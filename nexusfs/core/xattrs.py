@@ -12,6 +12,9 @@ from ..types import Attr, Caller, FsError
 from .names import now_ns
 
 XATTR_CAPS = b"security.capability"
+# names asked of every inode by the kernel (before each write) or by ls, and almost never
+# set: which inodes have them is kept in memory, so the answer needs no SQL
+RARE_XATTRS = (XATTR_CAPS, b"security.selinux")
 _XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
 
 
@@ -29,7 +32,7 @@ class XattrOps:
             raise FsError(errno.EPERM)
 
     async def getxattr(self, ino: int, name: bytes, caller: Caller) -> bytes:
-        if name == XATTR_CAPS and ino not in self.caps:
+        if name in self.rare_xattrs and ino not in self.rare_xattrs[name]:
             raise FsError(errno.ENODATA)          # asked before every write: answer from memory
         attr = self._attr(ino)
         self._check_xattr_name(name, attr, caller, write=False)
@@ -47,8 +50,8 @@ class XattrOps:
                       path2=name.decode(errors="replace")):
             self.meta.set_xattr(ino, name, value)
             self.meta.update_attr(ino, ctime_ns=now_ns())
-        if name == XATTR_CAPS:
-            self.caps.add(ino)
+        if name in self.rare_xattrs:
+            self.rare_xattrs[name].add(ino)
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:
         self._attr(ino)
@@ -65,5 +68,5 @@ class XattrOps:
             if not self.meta.remove_xattr(ino, name):
                 raise FsError(errno.ENODATA)
             self.meta.update_attr(ino, ctime_ns=now_ns())
-        if name == XATTR_CAPS:
-            self.caps.discard(ino)
+        if name in self.rare_xattrs:
+            self.rare_xattrs[name].discard(ino)

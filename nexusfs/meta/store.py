@@ -133,9 +133,11 @@ class MetaStore:
                           (delta, now, self.seq, ino))
 
     def touch_dir(self, ino: int, now: int, nlink_delta: int = 0) -> None:
-        self._save_inode(ino)
-        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+?, seq=? WHERE ino=?",
-                          (now, now, nlink_delta, self.seq, ino))
+        """A directory's times and link count after its entries changed. Kept without history
+        (the entries themselves have it, and undo/restore recompute both), which spares every
+        namespace operation a history row for its parent."""
+        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+? WHERE ino=?",
+                          (now, now, nlink_delta, ino))
 
     def readlink(self, ino: int) -> bytes | None:
         row = self.conn.execute("SELECT target FROM inodes WHERE ino=?", (ino,)).fetchone()

@@ -312,4 +312,4 @@ async def test_xattrs_go_with_the_inode(fs):
     await fs.unlink(ROOT_INO, b"f", ROOT)
     assert fs.meta.get_attr(f) is None
     assert fs.meta.list_xattrs(f) == []
-    assert f not in fs.caps
+    assert f not in fs.rare_xattrs[b"security.capability"]
