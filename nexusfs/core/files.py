@@ -141,8 +141,10 @@ class FileOps:
             if h.append:
                 offset = df.size
             if df.streaming is not None and (offset < df.streaming_end or
-                                             df.dirty_bytes() > 4 * self.cfg.stream_commit):
-                await df.streaming.wait()        # never write under bytes being stored
+                                             df.dirty_bytes() > 2 * self.cfg.stream_commit):
+                # never write under bytes being stored; and let the store catch up before the
+                # in-memory window (being stored + waiting) would outgrow the spill threshold
+                await df.streaming.wait()
             df.write(offset, data)
             if not self.kernel_cmtime:           # see FileSystem.kernel_cmtime
                 df.mtime_ns = now_ns()
