@@ -272,17 +272,25 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             stale, self._stale = self._stale, (set(), set())
             await self.invalidate_hook(*stale)
 
-    async def read_at(self, ino: int, seq: int, offset: int = 0, size: int | None = None) -> bytes:
-        """Content of ``ino`` as of ``seq`` (whole, or ``size`` bytes at ``offset``)."""
+    def past_view(self, ino: int, seq: int):
+        """(size, extent map) of ``ino`` as of ``seq``: what reads of the past need, worth
+        keeping for the life of an open handle."""
         from .content import ExtentMap
         attr = self.tt.attr(ino, seq)
         if attr is None:
             raise FsError(errno.ENOENT)
-        end = attr.size if size is None else min(attr.size, offset + size)
+        return attr.size, ExtentMap(self.tt.extents(ino, seq))
+
+    async def read_at(self, ino: int, seq: int, offset: int = 0, size: int | None = None,
+                      view=None) -> bytes:
+        """Content of ``ino`` as of ``seq`` (whole, or ``size`` bytes at ``offset``)."""
+        fsize, emap = view or self.past_view(ino, seq)
+        end = fsize if size is None else min(fsize, offset + size)
         if offset >= end:
             return b""
-        emap = ExtentMap(self.tt.extents(ino, seq))
         try:
+            if end - offset <= 256 * 1024 and not self.content.needs_io(emap, offset, end):
+                return self.content.assemble(emap, None, offset, end - offset)
             return await trio.to_thread.run_sync(self.content.assemble, emap, None, offset,
                                                  end - offset)
         except CorruptChunk as e:

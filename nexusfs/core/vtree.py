@@ -55,6 +55,7 @@ class VirtualTree:
         self.ids: dict[tuple, int] = {}
         self.refs: dict[int, int] = {}
         self.handles: dict[int, VHandle] = {}
+        self._views: dict[int, tuple] = {}      # vino -> (size, extent map) of an open past file
         self._next = VINO_BASE + 1000
         self.started_ns = time.time_ns()
 
@@ -280,7 +281,10 @@ class VirtualTree:
             return h.ctl.read(offset, size)
         if isinstance(h.data, tuple):
             _, ino, seq = h.data
-            return await self.fs.read_at(ino, seq, offset, size)
+            view = self._views.get(h.vino)
+            if view is None:
+                view = self._views[h.vino] = self.fs.past_view(ino, seq)
+            return await self.fs.read_at(ino, seq, offset, size, view=view)
         return h.data[offset:offset + size]
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
@@ -290,7 +294,9 @@ class VirtualTree:
         return await h.ctl.write(offset, data, h.caller)
 
     def release(self, fh: int) -> None:
-        self.handles.pop(fh, None)
+        h = self.handles.pop(fh, None)
+        if h is not None and not any(o.vino == h.vino for o in self.handles.values()):
+            self._views.pop(h.vino, None)
 
     # -- mutations: snapshots by mkdir/rmdir/mv; everything else is read-only ------------------
     def _readonly(self, parent: int) -> FsError:
