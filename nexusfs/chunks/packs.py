@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 
 MAGIC = b"NXC1"
@@ -38,6 +39,9 @@ class PackStore:
         self._pack = existing[-1] if existing else 1
         self._fd = os.open(self._path(self._pack), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
+        self._reserve = self.reserve()
+        self._free: int | None = None
+        self._unchecked = 0
         intact = self._intact_length(self._pack)
         if intact < self._size:
             # a crash mid-append left a torn record: cut it off so later records stay scannable
@@ -74,10 +78,28 @@ class PackStore:
     def packs(self) -> list[int]:
         return sorted(int(p.stem) for p in self.dir.glob("*.pack") if p.stem.isdigit())
 
+    def reserve(self) -> int:
+        """Bytes of the data directory's file system packs never use: the metadata's WAL must
+        always find room to commit (and GC to free space) when the disk is full."""
+        s = os.statvfs(self.dir)
+        return max(8 << 20, min(256 << 20, s.f_blocks * s.f_frsize // 50))
+
+    def _check_room(self, n: int) -> None:
+        self._unchecked += n
+        if self._free is not None and self._free - self._unchecked > 4 * self._reserve \
+                and self._unchecked < (64 << 20):
+            return
+        s = os.statvfs(self.dir)
+        self._free, self._unchecked = s.f_bavail * s.f_frsize, 0
+        if self._free - n < self._reserve:
+            raise OSError(28, "No space left on device (the metadata reserve is kept free)")
+
     def append(self, chunk_id: bytes, codec: int, raw_len: int, stored: bytes) -> tuple[int, int, int]:
-        """Append one record; returns (pack, offset of stored bytes, generation)."""
+        """Append one record; returns (pack, offset of stored bytes, generation). ENOSPC when
+        the record would eat into the metadata reserve."""
         header = HEADER.pack(MAGIC, chunk_id, codec, raw_len, len(stored))
         with self._lock:
+            self._check_room(HEADER.size + len(stored))
             if self._size >= self.max_pack_size:
                 self._rotate()
             offset = self._size + HEADER.size
@@ -133,8 +155,24 @@ class PackStore:
         with self._open_lock:
             fd = self._readers.pop(pack, None)
         if fd is not None:
-            self._retired.append(fd)
+            self._retired.append((fd, time.monotonic()))
         self._path(pack).unlink(missing_ok=True)
+
+    def close_retired(self, grace: float = 2.0) -> int:
+        """Close the descriptors of deleted packs once reads begun before have had time to
+        finish: only then does the file system get the space back. Returns how many."""
+        if not self._retired:
+            return 0
+        now = time.monotonic()
+        keep = []
+        for fd, since in self._retired:
+            if now - since >= grace:
+                os.close(fd)
+            else:
+                keep.append((fd, since))
+        closed = len(self._retired) - len(keep)
+        self._retired = keep
+        return closed
 
     def sync(self) -> int:
         """fdatasync every pack written since the last sync; returns the generation now durable."""
@@ -189,7 +227,7 @@ class PackStore:
                 os.fdatasync(self._fd)
             finally:
                 os.close(self._fd)
-            for fd in [*self._readers.values(), *self._retired]:
+            for fd in [*self._readers.values(), *(fd for fd, _ in self._retired)]:
                 os.close(fd)
             self._readers.clear()
             self._retired.clear()

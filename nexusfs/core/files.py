@@ -119,7 +119,9 @@ class FileOps:
         now = time.monotonic()
         if self._space_near or now - self._space_checked > 0.25:
             s = os.statvfs(self.cfg.data_dir)
-            reserve = max(4 << 20, min(256 << 20, s.f_blocks * s.f_frsize // 50))
+            # writers stop a little before the packs' own reserve, which keeps the metadata
+            # able to commit; what is buffered meanwhile still finds room
+            reserve = self.packs.reserve() + 2 * self.cfg.stream_commit
             self._space_low = s.f_bavail * s.f_frsize < reserve
             self._space_near = s.f_bavail * s.f_frsize < 8 * reserve
             self._space_checked = now

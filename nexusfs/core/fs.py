@@ -180,13 +180,13 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             return
         self._gc_running = True
         self._gc_last = time.monotonic()
-        trio.lowlevel.spawn_system_task(self._gc_task)
+        trio.lowlevel.spawn_system_task(self._gc_task, force)
 
-    async def _gc_task(self) -> None:
+    async def _gc_task(self, emergency: bool = False) -> None:
         from .gc import collect
         try:
             self.garbage_hint = 0
-            await collect(self)
+            await collect(self, emergency=emergency)
             self._space_checked = 0.0
         except Exception:
             log.exception("garbage collection failed")
@@ -203,6 +203,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             await self.sync(durable=False)
         if self.garbage_hint > self.cfg.gc_threshold:
             self.start_gc()
+        if self.packs.close_retired():
+            self._space_checked = 0.0         # space came back: look again
 
     # -- attributes ---------------------------------------------------------------------------
     def _attr(self, ino: int) -> Attr:

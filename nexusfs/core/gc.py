@@ -26,12 +26,14 @@ class GcResult:
     pruned: dict | None = None
 
 
-async def collect(fs, compact_below: float = 0.5, progress=None) -> GcResult:
-    """Sweep unreferenced chunks; rewrite packs whose live share is under ``compact_below``."""
+async def collect(fs, compact_below: float = 0.5, progress=None,
+                  emergency: bool = False) -> GcResult:
+    """Apply retention (all unprotected history when ``emergency``: the disk is full), sweep
+    unreferenced chunks, rewrite packs whose live share is under ``compact_below``."""
     from ..history import retention
     result = GcResult()
     async with fs.quiesced():
-        result.pruned = retention.apply(fs)
+        result.pruned = retention.apply(fs, emergency=emergency)
         dead = fs.meta.unreferenced_chunks()
         fs.meta.delete_chunks([cid for cid, _ in dead])
         result.chunks_freed = len(dead)

@@ -1,7 +1,9 @@
 """Retention: how far back history reaches. Operations older than ``retain_days`` or beyond the
 last ``retain_ops`` are forgotten (the log, versions, time travel); anything a snapshot can still
 see stays until the snapshot is deleted. The chunks that only forgotten rows used become
-garbage for the next GC sweep. Runs on the trio thread."""
+garbage for the next GC sweep. When the disk is full, history gives way first (all of it but
+what snapshots protect): a user deleting files to make room must get that room. Runs on the
+trio thread."""
 from __future__ import annotations
 
 import time
@@ -18,8 +20,10 @@ def keep_from(fs, now_ns: int | None = None) -> int:
     return max(1, min(meta.last_seq, max(by_count, by_age)))
 
 
-def apply(fs, now_ns: int | None = None) -> dict[str, int]:
-    start = keep_from(fs, now_ns)
+def apply(fs, now_ns: int | None = None, emergency: bool = False) -> dict[str, int]:
+    """Forget what retention no longer keeps. ``emergency`` (the disk is full): forget all
+    history snapshots do not protect, so that deleting files frees space at once."""
+    start = fs.meta.last_seq if emergency else keep_from(fs, now_ns)
     if start <= fs.tt.oldest_seq():
         return {}
     fs.meta.seq = fs.meta.last_seq
