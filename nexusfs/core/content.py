@@ -283,7 +283,10 @@ class ContentStore:
                 if final:
                     break
         self.meta.seq = seq
-        self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
+        if emap.extents:
+            self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
+        else:                             # nothing committed before: nothing to close
+            self.meta.replace_extents(ino, [], None, rows)
         self._maps.pop(ino, None)
 
     def streamable(self, ino: int, df: DirtyFile) -> tuple[int, int] | None:

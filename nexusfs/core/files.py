@@ -221,7 +221,7 @@ class FileOps:
                 cols["ctime_ns"] = max(df.mtime_ns, self.meta.get_attr(ino).ctime_ns)
             self.meta.update_attr(ino, **cols)
             self.meta.update_blocks(ino)
-            self._cut_version(ino, seq)
+            self._cut_version(ino, seq, df.size, cols.get("mtime_ns"))
             del self.dirty[ino]
             df.close()
 

@@ -23,6 +23,7 @@ import time
 from contextlib import contextmanager
 
 import trio
+from cachetools import LRUCache
 
 from ..chunks.packs import PackStore
 from ..config import Config
@@ -55,6 +56,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.direct_io: dict[int, bool] = {}   # virtual files the kernel must not cache
         self._next_fh = 1
         self._lock_fd: int | None = None
+        self._dir_paths: LRUCache = LRUCache(maxsize=8192)   # directory inode -> its path
         self.rare_xattrs: dict[bytes, set[int]] = {n: set() for n in RARE_XATTRS}
         # True under a FUSE writeback cache: the kernel keeps mtime/ctime of written files
         # itself and sends them with setattr; write() must not stamp the daemon's clock then,
@@ -263,6 +265,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         (undo, restore); ``settle_kernel`` then makes it drop them from its caches."""
         for ino in inodes:
             self.content.forget(ino)
+        self.forget_paths()
         if self.invalidate_hook is not None:
             self._stale[0].update(inodes)
             self._stale[1].update(entries)
@@ -320,7 +323,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
     def _child_path(self, parent: int | None, name: bytes | None) -> str | None:
         if parent is None:
             return None
-        base = self.path_of(parent)
+        base = self.path_of(parent, is_dir=True)
         return (base.rstrip("/") + "/" + name.decode(errors="backslashreplace")) if name else base
 
     @contextmanager
@@ -329,16 +332,26 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             path2: str | None = None, ino: int | None = None):
         """Run one logged mutation: allocate its sequence number, record the caller and paths,
         and record the errno if it fails."""
-        seq = self._begin(op, caller, path=path or self._child_path(parent, name),
-                          path2=path2 or self._child_path(parent2, name2), ino=ino)
+        seq = self.meta.begin_op(op, uid=caller.uid, gid=caller.gid, pid=caller.pid,
+                                 process=caller.process, agent=caller.agent,
+                                 path=path or self._child_path(parent, name),
+                                 path2=path2 or self._child_path(parent2, name2), ino=ino,
+                                 time_ns=now_ns(), deferred=True)
         try:
             yield seq
         except FsError as e:
             self.meta.end_op(seq, e.errno)
             raise
+        finally:
+            self.meta.finish_op(seq)
 
-    def _cut_version(self, ino: int, seq: int) -> None:
-        """Record that ``ino`` (a regular file) has a version as of ``seq``."""
+    def _cut_version(self, ino: int, seq: int, size: int | None = None,
+                     mtime_ns: int | None = None) -> None:
+        """Record that ``ino`` (a regular file) has a version as of ``seq`` (``size`` and
+        ``mtime_ns`` when the caller knows them: a committed write)."""
+        if size is not None and mtime_ns is not None:
+            self.meta.add_version(ino, seq, size, mtime_ns)
+            return
         attr = self.meta.get_attr(ino)
         if attr is not None and st.S_ISREG(attr.mode):
             df = self.dirty.get(ino)
@@ -431,11 +444,18 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
                       bavail=s.f_bavail, files=files + s.f_ffree, ffree=s.f_ffree,
                       favail=s.f_favail)
 
-    def path_of(self, ino: int) -> str:
-        """A path for log lines (one of them, for hard links); '?' parts when detached."""
+    def path_of(self, ino: int, is_dir: bool = False) -> str:
+        """A path for log lines (one of them, for hard links); '<unlinked>' when detached.
+        Directory paths are cached (``forget_paths`` drops them when directories move)."""
         parts = []
         seen = 0
+        start = ino
+        prefix = ""
         while ino != ROOT_INO and seen < 4096:
+            cached = self._dir_paths.get(ino)
+            if cached is not None:
+                prefix = cached
+                break
             found = self.meta.name_of(ino)
             if found is None:
                 parts.append(b"<unlinked>")
@@ -443,7 +463,15 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             ino, name = found
             parts.append(name)
             seen += 1
-        return "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
+        if not parts:
+            return prefix or "/"
+        path = prefix.rstrip("/") + "/" + "/".join(p.decode(errors="replace") for p in reversed(parts))
+        if is_dir and b"<unlinked>" not in parts:
+            self._dir_paths[start] = path
+        return path
+
+    def forget_paths(self) -> None:
+        self._dir_paths.clear()
 
 
 class FileSystem(VirtualRouting, RealFS):

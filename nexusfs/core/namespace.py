@@ -129,6 +129,7 @@ class NamespaceOps:
             self.meta.remove_dentry(parent, name)
             self.meta.touch_dir(parent, now, -1)
             self.meta.update_attr(ino, nlink=0, ctime_ns=now)
+            self._dir_paths.pop(ino, None)
             self._maybe_purge(ino)
 
     def _drop_link(self, ino: int, attr: Attr, now: int, seq: int) -> None:
@@ -207,6 +208,7 @@ class NamespaceOps:
                     dst_dir and self._is_ancestor(dst, old_parent)):
                 raise FsError(errno.EINVAL)
             self.meta.end_op(seq, 0, src)
+            self.forget_paths()
             self.meta.repoint_dentry(old_parent, old_name, dst)
             self.meta.repoint_dentry(new_parent, new_name, src)
             if old_parent != new_parent and src_dir != dst_dir:
@@ -236,6 +238,8 @@ class NamespaceOps:
         if src_dir and self._is_ancestor(src, new_parent):
             raise FsError(errno.EINVAL)
         self.meta.end_op(seq, 0, src)
+        if src_dir or (dst is not None and st.S_ISDIR(dattr.mode)):
+            self.forget_paths()               # a directory moved: cached paths below it changed
         if dst is not None:
             self.meta.remove_dentry(new_parent, new_name)
             if st.S_ISDIR(dattr.mode):

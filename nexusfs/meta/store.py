@@ -34,6 +34,7 @@ class MetaStore:
         row = conn.execute("SELECT max(seq) FROM oplog").fetchone()
         self.last_seq = row[0] or 0
         self.seq = self.last_seq
+        self._pending_ops: dict[int, list] = {}
 
     # -- transactions -------------------------------------------------------------------------
     def _w(self):
@@ -68,20 +69,38 @@ class MetaStore:
     # -- the operation log --------------------------------------------------------------------
     def begin_op(self, op: str, *, uid: int, gid: int, pid: int, process: str | None,
                  agent: str | None, path: str | None = None, path2: str | None = None,
-                 ino: int | None = None, time_ns: int, undo_of: int | None = None) -> int:
-        """Allocate the next sequence number, log the operation, and make it current."""
+                 ino: int | None = None, time_ns: int, undo_of: int | None = None,
+                 deferred: bool = False) -> int:
+        """Allocate the next sequence number, log the operation, and make it current. With
+        ``deferred`` the log row is written by ``finish_op`` (one INSERT once the result and
+        inode are known, instead of an INSERT and an UPDATE)."""
         self.last_seq += 1
         self.seq = self.last_seq
-        self._w().execute("INSERT INTO oplog (seq, time_ns, uid, gid, pid, process, agent, op, path,"
-                          " path2, ino, undo_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (self.seq, time_ns, uid, gid, pid, process, agent, op, path, path2, ino,
-                           undo_of))
+        row = [self.seq, time_ns, uid, gid, pid, process, agent, op, path, path2, ino, 0, undo_of]
+        if deferred:
+            self._pending_ops[self.seq] = row
+        else:
+            self._insert_op(row)
         return self.seq
 
+    def _insert_op(self, row: list) -> None:
+        self._w().execute("INSERT INTO oplog (seq, time_ns, uid, gid, pid, process, agent, op, path,"
+                          " path2, ino, result, undo_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+
     def end_op(self, seq: int, result: int, ino: int | None = None) -> None:
-        if result or ino is not None:
+        row = self._pending_ops.get(seq)
+        if row is not None:
+            row[11] = result
+            if ino is not None:
+                row[10] = ino
+        elif result or ino is not None:
             self._w().execute("UPDATE oplog SET result=?, ino=coalesce(?, ino) WHERE seq=?",
                               (result, ino, seq))
+
+    def finish_op(self, seq: int) -> None:
+        row = self._pending_ops.pop(seq, None)
+        if row is not None:
+            self._insert_op(row)
 
     def add_version(self, ino: int, seq: int, size: int, mtime_ns: int) -> None:
         self._w().execute("INSERT OR REPLACE INTO versions (ino, seq, size, mtime_ns) VALUES (?,?,?,?)",
