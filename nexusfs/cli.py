@@ -151,22 +151,40 @@ def fsck(data_dir, quick):
 
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False), help="The store to collect.")
-def gc(data_dir):
-    """Free the space of deleted data: drop unreferenced chunks, compact pack files.
+@click.option("--mount", "mount", type=click.Path(file_okay=False),
+              help="The mount point whose daemon should collect (default: the only one).")
+def gc(data_dir, mount):
+    """Free the space of deleted data: apply history retention, drop chunks nothing retained
+    refers to, compact pack files. Never frees what a retained version or a snapshot uses.
 
-    A mounted store collects garbage by itself; this runs on a store that is not mounted."""
+    A mounted store is collected by its daemon (asked over the control socket); a store that
+    is not mounted is opened and collected here."""
     import trio
     from .core.fs import FileSystem
     from .core.gc import collect
     from .meta.db import StoreError
-    cfg = config_mod.load(data_dir)
+    cfg = config_mod.load(data_dir) if data_dir else None
+    served = cfg is None or any(os.path.realpath(m["data_dir"]) == os.path.realpath(cfg.data_dir)
+                                for m in runtime.all_mounts())
+    if served:
+        from .control.client import ControlError, call, locate
+        try:
+            target = locate(mount, data_dir)
+            with click.progressbar(length=1, label="collecting (in the daemon)",
+                                   file=sys.stderr) as bar:
+                reply = call(target.socket_path, argv=["gc"], want=("text",))
+                bar.update(1)
+        except ControlError as e:
+            _fail(str(e))
+        click.echo((reply.get("text") or "").rstrip("\n"))
+        return
     if not cfg.db_path.exists():
         _fail(f"no nexusfs store in {cfg.data_dir}")
     fs = FileSystem(cfg)
     try:
         fs.start()
     except StoreError as e:
-        _fail(f"{e} (a mounted store collects its garbage by itself)")
+        _fail(str(e))
 
     async def run():
         with click.progressbar(length=1, label="compacting packs", file=sys.stderr) as bar:

@@ -283,7 +283,11 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         from .content import ExtentMap
         attr = self.tt.attr(ino, seq)
         if attr is None:
-            raise FsError(errno.ENOENT)
+            # the version an unlink cut: the file's last state is the one just before it
+            seq -= 1
+            attr = self.tt.attr(ino, seq)
+            if attr is None:
+                raise FsError(errno.ENOENT)
         return attr.size, ExtentMap(self.tt.extents(ino, seq))
 
     async def read_at(self, ino: int, seq: int, offset: int = 0, size: int | None = None,

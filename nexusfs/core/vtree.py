@@ -123,7 +123,8 @@ class VirtualTree:
             uid, gid = (owner.uid, owner.gid) if owner else (0, 0)
             return Attr(vino, st.S_IFDIR | 0o555, 2, uid, gid, 0, 0, 0, t, t, t, volatile=True)
         if kind == "hver":
-            a = self.fs.tt.attr(node[1], node[2])
+            # (a version an unlink cut shows the file's state just before it)
+            a = self.fs.tt.attr(node[1], node[2]) or self.fs.tt.attr(node[1], node[2] - 1)
             if a is None:
                 raise FsError(errno.ENOENT)
             a.ino = vino

@@ -114,3 +114,21 @@ def test_cli_over_the_socket(mount):
     assert len(json.loads(r.stdout)) >= 2
     r = run([NEXUS, "snapshot", "create", "bad/name", "--mount", str(m)], check=False)
     assert r.returncode == 1 and r.stderr.startswith("nexus:")
+
+
+def test_deleted_file_history_and_read_only_views(mount):
+    m = mount.mnt
+    n = m / ".nexus"
+    sh(f"mkdir -p {m}/gone && echo first > {m}/gone/f && echo second > {m}/gone/f && rm {m}/gone/f")
+    assert not (m / "gone/f").exists()
+    versions = sorted(os.listdir(n / "history/gone/f"))       # a deleted file keeps its history
+    assert [(n / "history/gone/f" / v).read_text() for v in versions][-1] == "second\n"
+    sh(f"cp {n}/history/gone/f/{versions[0]} {m}/gone/f")       # bring the first one back
+    assert (m / "gone/f").read_text() == "first\n"
+    for target in (f"{n}/history/gone/f/{versions[0]}", f"{n}/history/gone/new"):
+        r = sh(f"echo x > {target}", check=False)
+        assert r.returncode != 0
+    r = sh(f"rm -f {n}/history/gone/f/{versions[0]}", check=False)
+    assert r.returncode != 0
+    r = run([NEXUS, "gc", "--mount", str(m)])
+    assert (n / "history/gone/f" / versions[0]).read_text() == "first\n"
