@@ -184,6 +184,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._gc_last = time.monotonic()
         trio.lowlevel.spawn_system_task(self._gc_task, force)
 
+    async def collect_garbage(self, progress=None):
+        """Run a full collection now (retention, sweep, compaction); returns a GcResult."""
+        from .gc import collect
+        self.garbage_hint = 0
+        return await collect(self, progress=progress)
+
     async def _gc_task(self, emergency: bool = False) -> None:
         from .gc import collect
         try:

@@ -190,9 +190,8 @@ class VirtualTree:
         return self.entry(self._vino((kind, child)))
 
     def _last_attr(self, ino: int) -> Attr | None:
-        row = self.fs.meta.conn.execute("SELECT max(seq_to) FROM inode_history WHERE ino=?",
-                                        (ino,)).fetchone()
-        return self.fs.tt.attr(ino, row[0] - 1) if row and row[0] else None
+        end = self.fs.tt.last_state_seq(ino)
+        return self.fs.tt.attr(ino, end - 1) if end else None
 
     def readdir(self, vino: int, start: int) -> list[DirEntry]:
         names = self._listing(vino)

@@ -223,8 +223,6 @@ class HistoryService:
         return self.fs.stats()
 
     async def gc(self) -> dict:
-        from ..core.gc import collect
-        self.fs.garbage_hint = max(self.fs.garbage_hint, 1)
-        r = await collect(self.fs)
+        r = await self.fs.collect_garbage()
         return {"chunks_freed": r.chunks_freed, "packs_compacted": r.packs_compacted,
                 "packs_deleted": r.packs_deleted, "bytes_freed": r.bytes_freed}

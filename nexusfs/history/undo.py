@@ -53,9 +53,8 @@ def find_conflict(fs, seq: int, op: str) -> int | None:
 
 
 def _opened_at(fs, parent: int, name: bytes) -> int:
-    row = fs.meta.conn.execute("SELECT seq_from FROM dentries WHERE parent=? AND name=? AND"
-                               " seq_to IS NULL", (parent, name)).fetchone()
-    return row[0] if row else fs.meta.last_seq
+    seq = fs.tt.live_entry_seq(parent, name)
+    return fs.meta.last_seq if seq is None else seq
 
 
 def _files(fs, inos):
@@ -162,8 +161,7 @@ def names_of(fs, inodes) -> set[tuple[int, bytes]]:
 
 def _undo_chains(fs) -> dict[int, list[int]]:
     chains: dict[int, list[int]] = {}
-    for u, target in fs.meta.conn.execute(
-            "SELECT seq, undo_of FROM oplog WHERE undo_of IS NOT NULL AND result=0 ORDER BY seq"):
+    for u, target in fs.tt.undo_links():
         chains.setdefault(target, []).append(u)
     return chains
 

@@ -67,6 +67,22 @@ class TimeTravel:
                                 " ORDER BY seq_to IS NOT NULL, seq_from DESC LIMIT 1", (ino,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def live_entry_seq(self, parent: int, name: bytes) -> int | None:
+        """The operation that created (or last repointed) the live entry ``name``."""
+        row = self.conn.execute("SELECT seq_from FROM dentries WHERE parent=? AND name=? AND"
+                                " seq_to IS NULL", (parent, name)).fetchone()
+        return row[0] if row else None
+
+    def undo_links(self) -> list[tuple[int, int]]:
+        """(undo seq, the seq it reversed) of every successful undo, oldest first."""
+        return list(self.conn.execute("SELECT seq, undo_of FROM oplog WHERE undo_of IS NOT NULL"
+                                      " AND result=0 ORDER BY seq"))
+
+    def last_state_seq(self, ino: int) -> int | None:
+        """The operation that ended the newest past state of ``ino`` (a purged inode's end)."""
+        row = self.conn.execute("SELECT max(seq_to) FROM inode_history WHERE ino=?", (ino,)).fetchone()
+        return row[0] if row else None
+
     def oldest_seq(self) -> int:
         row = self.conn.execute("SELECT min(seq) FROM oplog").fetchone()
         return row[0] or 0
