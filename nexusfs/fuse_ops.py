@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import time
+from bisect import bisect_left
 
 import pyfuse3
 from cachetools import TTLCache
@@ -22,19 +23,43 @@ from .types import Attr, Caller, FsError
 log = logging.getLogger("nexusfs.fuse")
 
 
+#: upper bounds (seconds) of the latency histogram buckets; one more bucket holds the rest
+LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                  0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 class OpStats:
-    """Per-operation request counts and total latency, for stats and benchmarks."""
+    """Per-operation request counts, failures and latencies (total, maximum and a histogram
+    over LATENCY_BOUNDS), for stats, the metrics endpoint and benchmarks."""
 
     def __init__(self):
         self.count: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
         self.errors: dict[str, int] = {}
+        self.max: dict[str, float] = {}
+        self.buckets: dict[str, list[int]] = {}
 
     def add(self, op: str, seconds: float, failed: bool) -> None:
-        self.count[op] = self.count.get(op, 0) + 1
-        self.seconds[op] = self.seconds.get(op, 0.0) + seconds
+        n = self.count.get(op)
+        if n is None:
+            self.count[op], self.seconds[op], self.max[op] = 1, seconds, seconds
+            self.buckets[op] = [0] * (len(LATENCY_BOUNDS) + 1)
+        else:
+            self.count[op] = n + 1
+            self.seconds[op] += seconds
+            if seconds > self.max[op]:
+                self.max[op] = seconds
+        self.buckets[op][bisect_left(LATENCY_BOUNDS, seconds)] += 1
         if failed:
             self.errors[op] = self.errors.get(op, 0) + 1
+
+    def snapshot(self) -> dict[str, dict]:
+        """A copy: {op: {"count", "errors", "seconds", "max_seconds", "buckets"}}, where
+        ``buckets[i]`` counts the requests that took at most LATENCY_BOUNDS[i] seconds but more
+        than the bound before (the last one: longer than every bound)."""
+        return {op: {"count": n, "errors": self.errors.get(op, 0), "seconds": self.seconds[op],
+                     "max_seconds": self.max[op], "buckets": list(self.buckets[op])}
+                for op, n in self.count.items()}
 
 
 def _guard(fn):
@@ -106,7 +131,17 @@ class Operations(pyfuse3.Operations):
         fs.kernel_cmtime = self.enable_writeback_cache
         self._callers: TTLCache = TTLCache(maxsize=4096, ttl=5.0)
         self.op_stats = OpStats()
+        self.on_init = None              # called when the kernel's INIT request is handled
         fs.invalidate_hook = self._invalidate
+
+    def init(self) -> None:
+        """pyfuse3 calls this (on the trio thread) while it handles the kernel's INIT request:
+        from here on the mount answers. Must not raise."""
+        if self.on_init is not None:
+            try:
+                self.on_init()
+            except Exception:
+                log.exception("INIT hook failed")
 
     async def _invalidate(self, inodes: set[int], entries: set[tuple[int, bytes]]) -> None:
         """Drop the kernel's cached entries, attributes and pages of what changed behind its
@@ -130,13 +165,19 @@ class Operations(pyfuse3.Operations):
 
     # -- conversions --------------------------------------------------------------------------
     def _caller(self, ctx) -> Caller:
+        """Who asks. /proc is read once per process and uid for a few seconds (groups, agent,
+        name); the umask comes with each request (and is 0 on requests that have none, so it
+        must not invalidate what was read)."""
         key = (ctx.pid, ctx.uid, ctx.gid)
         c = self._callers.get(key)
-        if c is None or c.umask != ctx.umask:
+        if c is None:
             c = Caller(uid=ctx.uid, gid=ctx.gid, pid=ctx.pid, umask=ctx.umask,
                        groups=_groups_of(ctx.pid), agent=_agent_of(ctx.pid),
                        process=_comm_of(ctx.pid))
             self._callers[key] = c
+        elif c.umask != ctx.umask:
+            c = Caller(uid=c.uid, gid=c.gid, pid=c.pid, umask=ctx.umask, groups=c.groups,
+                       agent=c.agent, process=c.process)
         return c
 
     def _ea(self, a: Attr) -> pyfuse3.EntryAttributes:

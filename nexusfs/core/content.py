@@ -91,6 +91,10 @@ class ContentStore:
     def forget(self, ino: int) -> None:
         self._maps.pop(ino, None)
 
+    def new_file(self, ino: int) -> None:
+        """A file just created has no extents: no need to ask the store at its first commit."""
+        self._maps[ino] = ExtentMap([])
+
     def forget_all(self) -> None:
         """Drop every cached extent map (chunk locations moved)."""
         self._maps.clear()

@@ -49,7 +49,7 @@ class FileOps:
         df = self.dirty.get(ino)
         if df is None:
             attr = self.meta.get_attr(ino)
-            df = self.dirty[ino] = DirtyFile(attr.size, str(self.cfg.spill_dir),
+            df = self.dirty[ino] = DirtyFile(attr.size, self._spill_dir,
                                              self.cfg.spill_threshold)
         if df.writer is None:
             df.writer = writer
@@ -89,6 +89,7 @@ class FileOps:
     async def create(self, parent: int, name: bytes, mode: int, flags: int,
                      caller: Caller) -> tuple[int, Attr]:
         attr = self._make("create", parent, name, st.S_IFREG | (mode & 0o7777), caller)
+        self.content.new_file(attr.ino)
         fh = self._new_fh()
         self.handles[fh] = Handle(attr.ino, True, bool(flags & os.O_APPEND), caller)
         self.opens[attr.ino] = self.opens.get(attr.ino, 0) + 1

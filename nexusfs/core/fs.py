@@ -70,6 +70,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._space_low = False
         self._space_near = False
         self.invalidate_hook = None      # set by the FUSE adapter: async (inodes, entries)
+        self.stats_sources: list = []    # (figures so far) -> more figures; the runtime adds its own
         self._stale: tuple[set, set] = (set(), set())
         self.meta: MetaStore
         self.packs: PackStore
@@ -112,6 +113,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.meta = MetaStore(conn)
         self.packs = PackStore(cfg.pack_dir, cfg.pack_max)
         self.content = ContentStore(cfg, self.meta, self.packs)
+        self._spill_dir = str(cfg.spill_dir)
         self.tt = TimeTravel(self.meta)
         from ..history.service import HistoryService
         self.history = HistoryService(self)
@@ -321,6 +323,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
                   "packs": len(self.packs.packs()), "pack_bytes": self.packs.total_bytes(),
                   "bytes_written": self.content.bytes_written,
                   "bytes_deduplicated": self.content.bytes_deduplicated})
+        for source in self.stats_sources:
+            s.update(source(s))
         return s
 
     # -- the operation log --------------------------------------------------------------------

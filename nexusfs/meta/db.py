@@ -1,22 +1,34 @@
 """The APSW connection: pragmas, schema creation, schema versions and migrations.
 
 One writer connection, owned by the trio thread. Migrations run at open, after a backup copy of
-the database file is written next to it (meta.db.bak-vN).
+the database (a consistent online backup, fsynced, then renamed into place) is written next to
+it as meta.db.bak-vN, N the version it had; all steps run in one transaction, so a failed
+migration leaves the store as it was.
+
+Adding schema version N+1: change schema.sql (new stores), set SCHEMA_VERSION = N+1, add
+MIGRATIONS[N+1] (SQL, or a function of the connection, for stores at N), and add the
+released version N to the table of tests/ops/test_migrations.py (one line and a dump of a
+store written by that release; docs/operations.md has the procedure).
 """
 from __future__ import annotations
 
-import shutil
+import logging
+import os
 import time
 import uuid
 from importlib import resources
 from pathlib import Path
+from typing import Callable, Union
 
 import apsw
 
+log = logging.getLogger("nexusfs.meta")
+
 SCHEMA_VERSION = 1
 
-# version -> SQL that upgrades a store from version-1 to version. Version 1 is the first release.
-MIGRATIONS: dict[int, str] = {}
+# version -> how to upgrade a store from version-1 to version: SQL (any number of statements)
+# or a function taking the connection. Version 1 is the first release: nothing migrates to it.
+MIGRATIONS: dict[int, Union[str, Callable[[apsw.Connection], None]]] = {}
 
 
 class StoreError(Exception):
@@ -80,10 +92,61 @@ def _prepare(conn: apsw.Connection, path: Path, fresh: bool, root_uid: int, root
         migrate(conn, path, version)
 
 
+def backup_path(path: Path, version: int) -> Path:
+    return path.with_name(f"{path.name}.bak-v{version}")
+
+
+def _backup(conn: apsw.Connection, dest: Path) -> None:
+    """A consistent copy of the open database (WAL included), durable before it is named."""
+    partial = dest.with_name(dest.name + ".partial")
+    partial.unlink(missing_ok=True)
+    out = apsw.Connection(str(partial))
+    try:
+        with out.backup("main", conn, "main") as b:
+            b.step(-1)
+    finally:
+        out.close()
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, dest)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def migrate(conn: apsw.Connection, path: Path, version: int) -> None:
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copy2(path, path.with_name(f"{path.name}.bak-v{version}"))
-    with conn:
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute(MIGRATIONS[v])
-            conn.execute("UPDATE store_info SET value=? WHERE key='schema_version'", (v,))
+    """Upgrade the store at ``path`` from ``version`` to SCHEMA_VERSION: back it up as
+    meta.db.bak-v<version>, then run every step in one transaction."""
+    missing = [v for v in range(version + 1, SCHEMA_VERSION + 1) if v not in MIGRATIONS]
+    if missing:
+        raise StoreError(f"{path} has schema version {version} and this nexusfs has no migration "
+                         f"to version {missing[0]}")
+    backup = backup_path(path, version)
+    try:
+        _backup(conn, backup)
+    except (OSError, apsw.Error) as e:
+        raise StoreError(f"{path}: cannot write the backup {backup.name} before migrating "
+                         f"from schema version {version}: {e}") from e
+    log.warning("%s: migrating from schema version %d to %d (backup: %s)", path, version,
+                SCHEMA_VERSION, backup)
+    started = time.monotonic()
+    v = version
+    try:
+        with conn:
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                step = MIGRATIONS[v]
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
+                conn.execute("UPDATE store_info SET value=? WHERE key='schema_version'", (v,))
+    except Exception as e:
+        raise StoreError(f"{path}: migration to schema version {v} failed ({e}); the store is "
+                         f"unchanged at version {version}, a copy is in {backup.name}") from e
+    log.warning("%s: now at schema version %d (%.1f s)", path, SCHEMA_VERSION,
+                time.monotonic() - started)

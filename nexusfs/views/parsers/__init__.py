@@ -1,0 +1,1 @@
+"""One module per format family; each has PARSER_VERSION and imports its library lazily."""
