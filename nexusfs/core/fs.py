@@ -31,6 +31,7 @@ from ..meta import db
 from ..meta.store import MetaStore
 from ..meta.timetravel import TimeTravel
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
+from .buffers import DirtyFile
 from .content import ContentStore, CorruptChunk
 from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for callers)
 from .gate import Gate

@@ -14,7 +14,7 @@ import re
 import stat as st
 import time
 
-from ..types import ROOT_INO, Caller, FsError
+from ..types import Caller, FsError
 from . import restore as restore_mod
 from . import undo as undo_mod
 from .paths import resolve_any, resolve_at, resolve_live

@@ -210,7 +210,7 @@ async def test_crash_snapshot_of_files_mid_batch(stores, cfg, tmp_path, small_st
     process dies) and start a second store from the copy."""
     fs = stores.start(cfg)
     data = rnd(300_000, 8)
-    a = await make_file(fs, b"a", data)
+    await make_file(fs, b"a", data)
     await fs.sync()
     fh, b = await create(fs, b"b")
     await write_all(fs, fh, 0, rnd(200_000, 9))
