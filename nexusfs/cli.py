@@ -42,7 +42,18 @@ def _data_dir_for(target: str | None, data_dir: str | None):
     return config_mod.load()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """A configuration that cannot be used is one line on stderr and exit 1, whatever the
+    command (config.load is strict: it names the file and line, the variable or the option)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except config_mod.ConfigError as e:
+            _fail(str(e))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nexusfs")
 def main():
     """nexusfs: a FUSE filesystem with deduplicated storage, document views and history."""
@@ -52,24 +63,42 @@ def main():
 @click.argument("mountpoint", type=click.Path(file_okay=False))
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the store lives "
               "(default: /var/lib/nexusfs/default as root, ~/.local/share/nexusfs/default otherwise).")
-@click.option("-o", "options", multiple=True, help="Mount options, comma separated (allow_other, ...).")
+@click.option("-o", "options", multiple=True, help="Mount options, comma separated: FUSE "
+              "options (allow_other, ro, auto_unmount, ...), settings of nexusfs.toml as "
+              "NAME=VALUE (retain_days=7), mount(8) options (ignored).")
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground and log to stderr.")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def mount(mountpoint, data_dir, options, foreground, log_level):
-    """Mount the store at MOUNTPOINT; returns once the mount is live."""
+@click.option("--log-level", default=None,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Default: log_level of nexusfs.toml, else INFO.")
+@click.option("--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics at "
+              "http://HOST:PORT/metrics (plain HTTP, no authentication: keep it on loopback).")
+def mount(mountpoint, data_dir, options, foreground, log_level, metrics):
+    """Mount the store at MOUNTPOINT; returns once the mount answers.
+
+    A bad option or configuration (DATA_DIR/nexusfs.toml) is reported before anything is
+    created or mounted."""
     from .meta.db import StoreError
-    runtime.setup_logging(log_level)
+    runtime.setup_logging(log_level or "INFO")
     opts = [o.strip() for group in options for o in group.split(",") if o.strip()]
-    cfg = config_mod.load(data_dir)
+    try:
+        _, overrides = runtime.split_options(opts)
+    except runtime.MountError as e:
+        _fail(str(e))
+    if metrics:
+        overrides["metrics"] = metrics
+    if log_level:
+        overrides["log_level"] = log_level
+    cfg = config_mod.load(data_dir, **overrides)
+    runtime.setup_logging(cfg.log_level, fmt=cfg.log_format)
     if data_dir is None:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)      # the default store is made on first use
     try:
-        code = runtime.mount(cfg, mountpoint, opts, foreground, log_level)
+        code = runtime.mount(cfg, mountpoint, opts, foreground, overrides=overrides)
     except (runtime.MountError, StoreError) as e:
         _fail(str(e))
     if code:
-        _fail(f"the daemon serving {mountpoint} failed to start; see {cfg.data_dir}/nexusfs.log")
+        _fail(f"the daemon serving {mountpoint} stopped with an error; see "
+              f"{'the log above' if foreground else str(cfg.data_dir) + '/nexusfs.log'}")
     sys.exit(0)
 
 
@@ -105,7 +134,8 @@ def status(as_json):
         click.echo("no nexusfs mounts")
         return
     for m in mounts:
-        click.echo(f"{m['mountpoint']}\tpid {m['pid']}\tdata {m['data_dir']}")
+        extra = f"\tmetrics http://{m['metrics']}/metrics" if m.get("metrics") else ""
+        click.echo(f"{m['mountpoint']}\tpid {m['pid']}\tdata {m['data_dir']}{extra}")
 
 
 @main.command()
@@ -113,19 +143,41 @@ def status(as_json):
 @click.option("--data-dir", type=click.Path(file_okay=False), help="The store to describe.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(target, data_dir, as_json):
-    """Files, logical and stored bytes, dedup and compression savings of a store."""
+    """Figures of a store: files, logical and stored bytes, dedup and compression savings,
+    chunks and packs; while mounted also dirty bytes, cache hit ratio, and FUSE requests and
+    latencies by operation (asked of the daemon; /.nexus/stats shows the same)."""
     import json
-    from .stats import store_stats
+    from . import metrics
     cfg = _data_dir_for(target, data_dir)
-    if not cfg.db_path.exists():
-        _fail(f"no nexusfs store in {cfg.data_dir}")
-    s = store_stats(cfg)
+    s = None
+    real = os.path.realpath(cfg.data_dir)
+    if any(os.path.realpath(m["data_dir"]) == real for m in runtime.all_mounts()):
+        from .control.client import ControlError, call
+        try:
+            s = call(cfg.socket_path, cmd="stats", want=("data",)).get("data")
+        except ControlError as e:
+            click.echo(f"nexus: the daemon did not answer ({e}); reading the store instead",
+                       err=True)
+    if s is None:
+        if not cfg.db_path.exists():
+            _fail(f"no nexusfs store in {cfg.data_dir}")
+        s = metrics.offline_figures(cfg)
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
+    ops: dict[str, dict] = {}
     for key, value in s.items():
-        shown = _human(value) if key.endswith("bytes") else value
+        if key.startswith("op."):
+            name, _, field = key[3:].rpartition(".")
+            ops.setdefault(name, {})[field] = value
+            continue
+        shown = _human(value) if key.endswith("bytes") and isinstance(value, (int, float)) else value
         click.echo(f"{key}: {shown}")
+    if ops:
+        click.echo(f"{'operation':<14}{'count':>10}{'errors':>8}{'avg us':>10}{'max us':>11}")
+        for name, o in ops.items():
+            click.echo(f"{name:<14}{o.get('count', 0):>10}{o.get('errors', 0):>8}"
+                       f"{o.get('avg_us', 0):>10.1f}{o.get('max_us', 0):>11.1f}")
 
 
 @main.command()

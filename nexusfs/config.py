@@ -44,6 +44,8 @@ class Config:
     max_file_size: int = 1 << 44         # 16 TiB, like ext4 with 4 KiB blocks
     xattr_value_max: int = 64 * KiB
     xattr_name_max: int = 255
+    views_mode: str = "smart"            # document views: smart (documents), text (all binaries), binary (none)
+    parse_workers: int = 2               # processes parsing documents for views
     readahead_kb: int = 1024             # the kernel's read-ahead window on the mount
     attr_timeout: float = 300.0
     entry_timeout: float = 300.0

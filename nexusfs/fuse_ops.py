@@ -18,14 +18,10 @@ from cachetools import TTLCache
 
 from .core.fs import FileSystem
 from .core.vtree import is_virtual
+from .metrics import LATENCY_BOUNDS
 from .types import Attr, Caller, FsError
 
 log = logging.getLogger("nexusfs.fuse")
-
-
-#: upper bounds (seconds) of the latency histogram buckets; one more bucket holds the rest
-LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                  0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class OpStats:

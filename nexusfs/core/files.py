@@ -188,11 +188,15 @@ class FileOps:
 
     async def commit_file(self, ino: int) -> None:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)
-        and cut a version."""
+        and cut a version; then let document views know."""
+        if await self._commit_locked(ino):
+            await self.docs.after_commit(ino)
+
+    async def _commit_locked(self, ino: int) -> bool:
         async with self._lock(ino):
             df = self.dirty.get(ino)
             if df is None:
-                return
+                return False
             await self._settle(df)
             if df.error:
                 err, df.error = df.error, 0
@@ -201,7 +205,7 @@ class FileOps:
                 raise FsError(err)
             if self.meta.get_attr(ino) is None:
                 self.dirty.pop(ino).close()
-                return
+                return False
             seq = self._write_seq(ino, df)
             try:
                 async with self.gate.shared():
@@ -225,6 +229,7 @@ class FileOps:
             self._cut_version(ino, seq, df.size, cols.get("mtime_ns"))
             del self.dirty[ino]
             df.close()
+            return True
 
     async def flush(self, fh: int) -> None:
         """close(2) of a descriptor: commit what was written (a version). A truncation with

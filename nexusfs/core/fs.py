@@ -33,6 +33,7 @@ from ..meta.timetravel import TimeTravel
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
 from .buffers import DirtyFile
 from .content import ContentStore, CorruptChunk
+from .docviews import DocViews
 from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for callers)
 from .gate import Gate
 from .names import check_name, now_ns
@@ -119,6 +120,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         from ..history.service import HistoryService
         self.history = HistoryService(self)
         self.vtree = VirtualTree(self, self.history)
+        self.docs = DocViews(self)
         self._recover()
         self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
 
@@ -140,6 +142,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             self.opens[ino] = 0
         self.lookups.clear()
         self._purge_unlinked_all()
+        self.docs.close()
         await self.sync()
         try:
             self.meta.checkpoint()

@@ -265,8 +265,10 @@ class NamespaceOps:
         return fh
 
     async def readdir(self, fh: int, start_id: int, limit: int = 1000) -> list[DirEntry]:
-        """Entries after cookie ``start_id``; cookies 1 and 2 are '.' and '..'. The caller
-        reports each entry it passes on to the kernel with ``entry_reported``."""
+        """Entries after cookie ``start_id``. Cookies: 1 '.', 2 '..'; the entry with id D is
+        3 + 3D and its document views (NAME.txt, NAME.md) follow as 4 + 3D and 5 + 3D, so a
+        listing resumes exactly where it stopped. The caller reports each entry it passes on
+        to the kernel with ``entry_reported``."""
         ino = self.dir_handles.get(fh)
         if ino is None:
             raise FsError(errno.EBADF)
@@ -276,12 +278,22 @@ class NamespaceOps:
         if start_id < 2:
             parent = self.meta.parent_of(ino) or ROOT_INO
             out.append(DirEntry(b"..", self._attr(parent), 2))
-        after = max(0, start_id - 2)
-        for did, name, attr in self.meta.list_dir(ino, after, limit):
-            df = self.dirty.get(attr.ino)
-            if df is not None:
-                attr = self._attr(attr.ino)
-            out.append(DirEntry(name, attr, did + 2))
+        first, done_k = (0, -1) if start_id < 3 else divmod(start_id - 3, 3)
+        rows = self.meta.list_dir(ino, first - 1, limit)
+        kinds = self.meta.doc_kinds([a.ino for _d, _n, a in rows if st.S_ISREG(a.mode)])
+        for did, name, attr in rows:
+            base = 3 + 3 * did
+            if did > first or done_k < 0:
+                df = self.dirty.get(attr.ino)
+                if df is not None:
+                    attr = self._attr(attr.ino)
+                out.append(DirEntry(name, attr, base))
+            for k, suffix in enumerate(self.docs.suffixes_for(kinds, attr.ino), 1):
+                if did == first and k <= done_k:
+                    continue
+                vname = name + suffix.encode()
+                if self.meta.lookup(ino, vname) is None:     # a real file of that name wins
+                    out.append(DirEntry(vname, self.vtree.view_attr(attr.ino, suffix), base + k))
         return out
 
     def entry_reported(self, entry: DirEntry) -> None:

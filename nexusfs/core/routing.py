@@ -24,7 +24,24 @@ class VirtualRouting:
             if name == b".":
                 return self.vtree.entry(parent)
             return self.vtree.lookup(parent, name)
-        return await super().lookup(parent, name, caller)
+        try:
+            return await super().lookup(parent, name, caller)
+        except FsError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            view = self._view_of(parent, name)
+            if view is None:
+                raise
+            return self.vtree.entry(view)
+
+    def _view_of(self, parent: int, name: bytes) -> int | None:
+        """The virtual inode of document view ``name`` (e.g. report.pdf.txt) in ``parent``."""
+        for suffix in (b".txt", b".md"):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                doc = self.meta.lookup(parent, name[: -len(suffix)])
+                if doc is not None and self.docs.kind(doc) is not None:
+                    return self.vtree.view_vino(doc, suffix.decode())
+        return None
 
     def forget(self, items: list[tuple[int, int]]) -> None:
         real = []
@@ -85,11 +102,18 @@ class VirtualRouting:
         self._reserved(parent, name)
         return await super().create(parent, name, mode, flags, caller)
 
+    def _no_view(self, parent: int, name: bytes) -> None:
+        """Views are read-only: removing or renaming one is EROFS (a real file of the same
+        name, which always wins, is handled as usual)."""
+        if self.meta.lookup(parent, name) is None and self._view_of(parent, name) is not None:
+            raise FsError(errno.EROFS)
+
     async def unlink(self, parent, name, caller):
         if is_virtual(parent):
             raise self.vtree._readonly(parent)
         if parent == ROOT_INO and name == NEXUS_NAME:
             raise FsError(errno.EPERM)
+        self._no_view(parent, name)
         return await super().unlink(parent, name, caller)
 
     async def rmdir(self, parent, name, caller):
@@ -102,6 +126,7 @@ class VirtualRouting:
     async def rename(self, old_parent, old_name, new_parent, new_name, flags, caller):
         if is_virtual(old_parent) or is_virtual(new_parent):
             return await self.vtree.rename(old_parent, old_name, new_parent, new_name, flags, caller)
+        self._no_view(old_parent, old_name)
         if ROOT_INO in (old_parent, new_parent) and NEXUS_NAME in (old_name, new_name) and \
                 (old_parent, old_name) != (new_parent, new_name):
             if (old_parent == ROOT_INO and old_name == NEXUS_NAME) or \

@@ -90,6 +90,22 @@ class VirtualTree:
         if key is not None:
             self.ids.pop(key, None)
 
+    # -- document views (NAME.txt / NAME.md beside a document) ---------------------------------
+    def view_vino(self, doc: int, suffix: str) -> int:
+        """A view's inode number. It changes once the view is parsed (and with every new
+        content): under the write-back cache the kernel keeps the size it first saw for an
+        inode, so a view whose size became known must come back as a new inode."""
+        return self._vino(("view", doc, suffix, self.fs.docs.parsed_etag(doc)))
+
+    def view_attr(self, doc: int, suffix: str) -> Attr:
+        """A view's attributes: its document's owner, times and read permissions (a view
+        never reveals what its document would not), the parsed size once known."""
+        a = self.fs._attr(doc)
+        size = self.fs.docs.cached_length(doc, suffix)
+        return Attr(self.view_vino(doc, suffix), st.S_IFREG | (a.mode & 0o444), 1, a.uid, a.gid,
+                    0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
+                    volatile=True)
+
     # -- attributes ---------------------------------------------------------------------------
     def _fixed_attr(self, vino: int, kind: str, perm: int) -> Attr:
         is_dir = kind in ("dir", "snapdir", "hroot", "atdir")
@@ -103,6 +119,8 @@ class VirtualTree:
             return self._fixed_attr(vino, kind, perm)
         node = self._node(vino)
         kind = node[0]
+        if kind == "view":
+            return self.view_attr(node[1], node[2])
         if kind == "tree":
             a = self.fs.tt.attr(node[2], node[1])
             if a is None:
@@ -246,6 +264,18 @@ class VirtualTree:
         """Open a virtual file; returns True when the kernel must not cache it (direct I/O)."""
         kind = self._node(vino)[0]
         writing = (flags & 3) != 0
+        if kind == "view":
+            if writing:
+                raise FsError(errno.EROFS)
+            node = self._node(vino)
+            try:
+                res = await self.fs.docs.result(node[1], urgent=True)
+            except FileNotFoundError:
+                raise FsError(errno.ENOENT) from None
+            text = res.text if node[2] == ".txt" else res.markdown
+            self.handles[fh] = VHandle(vino, data=text.encode("utf-8", "surrogatepass"),
+                                       caller=caller)
+            return True
         if kind == "ctl":
             if self.ctl_factory is None:
                 raise FsError(errno.ENOSYS, "no control plane attached")

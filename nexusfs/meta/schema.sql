@@ -139,6 +139,23 @@ CREATE TABLE IF NOT EXISTS chunks (
     data        BLOB              -- encoded bytes of small chunks kept inline; NULL when in a pack
 );
 
+-- Document kinds of regular files, detected from content and name when a write is committed
+-- (what lets a listing show NAME.txt / NAME.md views without reading or parsing anything).
+CREATE TABLE IF NOT EXISTS doc_kinds (
+    ino    INTEGER PRIMARY KEY,  -- the file
+    kind   TEXT NOT NULL,        -- "pdf", "xlsx", "docx", ... (nexusfs.views.detect)
+    etag   BLOB NOT NULL         -- BLAKE3 of the file's chunk list: the content it was seen with
+);
+
+-- Parsed views, by (content, parser version): a copy of a document is never parsed twice.
+CREATE TABLE IF NOT EXISTS view_cache (
+    key        BLOB PRIMARY KEY, -- nexusfs.views.cache_key(etag, kind)
+    data       BLOB NOT NULL,    -- zstd of ParseResult.to_bytes()
+    text_len   INTEGER NOT NULL, -- bytes of the .txt view
+    md_len     INTEGER NOT NULL, -- bytes of the .md view
+    created_ns INTEGER NOT NULL
+);
+
 -- Extended attributes (live state only: not versioned).
 CREATE TABLE IF NOT EXISTS xattrs (
     ino    INTEGER NOT NULL,     -- owner inode

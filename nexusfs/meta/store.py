@@ -174,6 +174,7 @@ class MetaStore:
         c.execute("DELETE FROM extents WHERE ino=? AND seq_to IS NULL AND seq_from>=?", (ino, last))
         c.execute("UPDATE extents SET seq_to=? WHERE ino=? AND seq_to IS NULL", (last, ino))
         c.execute("DELETE FROM xattrs WHERE ino=?", (ino,))
+        c.execute("DELETE FROM doc_kinds WHERE ino=?", (ino,))
         c.execute("DELETE FROM inodes WHERE ino=?", (ino,))
 
     def orphan_inodes(self) -> list[int]:
@@ -399,6 +400,33 @@ class MetaStore:
         files = self.conn.execute("SELECT count(*) FROM inodes").fetchone()[0]
         return {"inodes": files, "logical_bytes": int(logical), "referenced_bytes": int(referenced),
                 "unique_bytes": int(unique), "stored_bytes": int(stored), "chunks": n}
+
+    # -- document views -----------------------------------------------------------------------
+    def set_doc_kind(self, ino: int, kind: str | None, etag: bytes) -> None:
+        if kind is None:
+            self._w().execute("DELETE FROM doc_kinds WHERE ino=?", (ino,))
+        else:
+            self._w().execute("INSERT OR REPLACE INTO doc_kinds (ino, kind, etag) VALUES (?,?,?)",
+                              (ino, kind, etag))
+
+    def doc_kind(self, ino: int) -> tuple[str, bytes] | None:
+        row = self.conn.execute("SELECT kind, etag FROM doc_kinds WHERE ino=?", (ino,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def doc_kinds(self, inos: list[int]) -> dict[int, str]:
+        if not inos:
+            return {}
+        marks = ",".join("?" * len(inos))
+        return dict(self.conn.execute(f"SELECT ino, kind FROM doc_kinds WHERE ino IN ({marks})", inos))
+
+    def cached_view(self, key: bytes) -> tuple[bytes, int, int] | None:
+        row = self.conn.execute("SELECT data, text_len, md_len FROM view_cache WHERE key=?",
+                                (key,)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def cache_view(self, key: bytes, data: bytes, text_len: int, md_len: int, now: int) -> None:
+        self._w().execute("INSERT OR REPLACE INTO view_cache (key, data, text_len, md_len,"
+                          " created_ns) VALUES (?,?,?,?,?)", (key, data, text_len, md_len, now))
 
     # -- xattrs -------------------------------------------------------------------------------
     def get_xattr(self, ino: int, name: bytes) -> bytes | None:

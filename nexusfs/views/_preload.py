@@ -1,27 +1,34 @@
-"""Imported by the forkserver (and by each worker): the libraries every parse needs.
+"""Imported by each worker before it says "ready": the libraries every parse needs.
 
-With the 'forkserver' start method this runs once in the fork server, a fresh single-threaded
-process, so every worker forked from it starts with pypdf, openpyxl, python-docx, python-pptx,
-xlrd, bs4 and markdownify already imported (~0.9 s of imports saved per worker, and a worker
-that died is replaced in tens of milliseconds). markitdown is not preloaded: it costs ~1 s and
-~100 MB and is needed only for rare formats, so a worker imports it on first use.
+~0.6 s per worker, paid when the worker starts (the pool starts them ahead of need), not on
+the first document. markitdown is not preloaded: it costs ~1 s and ~100 MB (magika,
+onnxruntime) and serves only rare formats, so a worker imports it on first use.
 
-numpy (imported by openpyxl when present) would start an OpenBLAS thread pool; one thread is
-plenty and keeps the fork server single-threaded, which makes forking it safe.
+numpy is hidden while openpyxl is imported: openpyxl only uses it when present (to write numpy
+values) and importing it costs ~0.3 s and starts an OpenBLAS thread pool. The fallback parser
+unhides it before importing markitdown, which needs it.
 """
 import os
+import sys
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import importlib  # noqa: E402
 
-for _name in ("pypdf", "openpyxl", "docx", "pptx", "xlrd", "bs4", "markdownify", "lxml.etree",
-              "nexusfs.views.parsers.pdf", "nexusfs.views.parsers.sheets",
-              "nexusfs.views.parsers.word", "nexusfs.views.parsers.slides",
-              "nexusfs.views.parsers.web", "nexusfs.views.parsers.odf"):
-    try:
-        importlib.import_module(_name)
-    except Exception:       # a missing optional library shows up as that format's parse error
-        pass
+_hidden = "numpy" not in sys.modules
+if _hidden:
+    sys.modules["numpy"] = None         # type: ignore[assignment]
+try:
+    for _name in ("pypdf", "openpyxl", "docx", "pptx", "xlrd", "bs4", "markdownify",
+                  "lxml.etree", "magic",
+                  "nexusfs.views.parsers.pdf", "nexusfs.views.parsers.sheets",
+                  "nexusfs.views.parsers.word", "nexusfs.views.parsers.slides",
+                  "nexusfs.views.parsers.web", "nexusfs.views.parsers.odf"):
+        try:
+            importlib.import_module(_name)
+        except Exception:   # a missing optional library shows up as that format's parse error
+            pass
+finally:
+    if _hidden and sys.modules.get("numpy", 0) is None:
+        del sys.modules["numpy"]

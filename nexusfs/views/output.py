@@ -42,6 +42,8 @@ class Doc:
         nl = head.rfind("\n")
         if nl >= 0:
             head = head[: nl + 1]
+        elif n:
+            head = ""           # keep whole lines, unless the first line alone is too long
         parts.append(head)
         raise Cut("output", human_bytes(self.cap).replace("bytes", "characters"), self.budget.where)
 

@@ -3,14 +3,17 @@
 Why own workers rather than ``concurrent.futures.ProcessPoolExecutor``: the executor cannot
 stop one running task (a hung parser would hold its worker forever), and one worker that dies
 breaks the whole executor (``BrokenProcessPool``) and every task queued on it. Here each worker
-is a ``multiprocessing`` process with its own pipe; a parse that passes the time limit gets its
-worker killed, a worker that dies is reported for that document only, and either way the slot
-starts a fresh worker on its next use.
+is a process with its own socket; a parse that passes the time limit gets its worker killed, a
+worker that dies is reported for that document only, and either way the slot starts a fresh
+worker on its next use.
 
-Workers come from the 'forkserver' start method by default: the fork server is a fresh,
-single-threaded interpreter (never a fork of the trio daemon and its threads) that preloads the
-parser libraries once (:mod:`nexusfs.views._preload`), so a replacement worker is ready in tens
-of milliseconds. 'spawn' works too (each worker then imports for ~1 s).
+Why ``subprocess`` rather than multiprocessing's 'spawn'/'forkserver': those re-import the
+parent's ``__main__`` in every child (the daemon's entry script, or a crash when it has no
+``if __name__ == "__main__"`` guard). A worker here is ``python -c`` importing only
+:mod:`nexusfs.views.worker`: a fresh single-threaded interpreter, never a fork of the trio
+daemon and its threads, started with cwd ``/`` (never inside the mount), in its own session
+(a terminal's ^C is not for it). It preloads the parser libraries (~0.6 s) before it says
+"ready"; :meth:`ParsePool.start` starts all workers ahead of need.
 
 Blocking API: :meth:`ParsePool.parse_sync`. Trio API: ``await pool.parse(...)`` waits in a
 thread of the pool's own capacity limiter (never the default one the daemon's other
@@ -25,19 +28,35 @@ import functools
 import heapq
 import itertools
 import logging
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 
 from .limits import Limits, human_seconds
 from .registry import DEFAULT_REGISTRY, Registry
 from .result import ParseResult, failure
-from .worker import worker_main
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT = 60.0
+
+
+_WORKER_CODE = "import sys; from nexusfs.views.worker import cli; cli(sys.argv[1:])"
+
+
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
 
 
 class _Worker:
@@ -46,56 +65,69 @@ class _Worker:
     def __init__(self, pool: "ParsePool", slot: int):
         self.pool = pool
         self.slot = slot
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
         self.conn = None
+        self.ready = False                  # started and said "ready"
+        self.lock = threading.Lock()        # held while starting
+
+    def ensure_started(self) -> None:
+        with self.lock:
+            if not self.alive():
+                self.start()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
+        return self.ready and self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
         self.kill()
-        ctx = self.pool._ctx
-        parent, child = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=worker_main, args=(child, self.pool.nice, self.pool.max_tasks),
-                           name=f"nexusfs-views-{self.slot}", daemon=True)
-        proc.start()
-        child.close()
-        self.proc, self.conn = proc, parent
-        if not parent.poll(STARTUP_TIMEOUT):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_CODE, str(theirs.fileno()), str(self.pool.nice),
+                 str(self.pool.max_tasks)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, cwd="/",
+                env=self.pool._env, start_new_session=True, close_fds=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.proc, self.conn = proc, Connection(ours.detach())
+        if not self.conn.poll(STARTUP_TIMEOUT):
             self.kill()
             raise RuntimeError("a parse worker did not start in time")
         try:
-            msg = parent.recv()
-        except EOFError:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
             code = self.reap()
             raise RuntimeError(f"a parse worker died while starting ({describe_exit(code)})")
         if msg[0] != "ready":
             self.kill()
             raise RuntimeError(f"a parse worker said {msg!r} instead of ready")
+        self.ready = True
         self.pool.started += 1
 
     def reap(self, timeout: float = 5.0) -> int | None:
-        """Waits for an exiting worker; returns its exit code and forgets it."""
+        """Waits for an exiting worker; returns its exit status and forgets it."""
         proc, conn = self.proc, self.conn
         self.proc = self.conn = None
-        code = None
-        if proc is not None:
-            proc.join(timeout)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout)
-            code = proc.exitcode
-            try:
-                proc.close()
-            except ValueError:
-                pass
+        self.ready = False
         if conn is not None:
             conn.close()
-        return code
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.proc.kill()
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
         self.reap()
 
 
@@ -114,17 +146,14 @@ class ParsePool:
     """A bounded pool of parse workers. See the module docstring."""
 
     def __init__(self, workers: int = 2, limits: Limits | None = None, *,
-                 registry: Registry | None = None, start_method: str = "forkserver",
-                 nice: int = 5, max_tasks: int = 200):
+                 registry: Registry | None = None, nice: int = 5, max_tasks: int = 200):
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
         self.limits = limits or Limits()
         self.registry = registry or DEFAULT_REGISTRY
         self.nice = nice
         self.max_tasks = max_tasks
-        self._ctx = multiprocessing.get_context(start_method)
-        if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["nexusfs.views._preload"])
+        self._env = _worker_env()
         self._workers = [_Worker(self, i) for i in range(workers)]
         self._idle = list(self._workers)
         self._cond = threading.Condition()
@@ -140,8 +169,8 @@ class ParsePool:
         taken = [self._acquire(True) for _ in self._workers]
         try:
             for w in taken:
-                if w is not None and not w.alive():
-                    w.start()
+                if w is not None:
+                    w.ensure_started()
         finally:
             for w in taken:
                 if w is not None:
@@ -157,7 +186,7 @@ class ParsePool:
             if w not in idle and w.proc is not None:
                 try:
                     w.proc.kill()       # busy: the thread using it sees EOF and reaps it
-                except (ValueError, OSError):
+                except OSError:
                     pass
         for w in idle:
             try:
@@ -168,7 +197,10 @@ class ParsePool:
         deadline = time.monotonic() + 1.0
         for w in idle:
             if w.proc is not None:
-                w.proc.join(max(0.0, deadline - time.monotonic()))
+                try:
+                    w.proc.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
             w.kill()
 
     def __enter__(self) -> "ParsePool":
@@ -195,6 +227,9 @@ class ParsePool:
                 self._cond.notify_all()
             if self._closed:
                 return None
+            for i in range(len(self._idle) - 1, -1, -1):     # a running worker if there is one
+                if self._idle[i].alive():
+                    return self._idle.pop(i)
             return self._idle.pop()
 
     def _release(self, w: _Worker) -> None:
@@ -226,10 +261,9 @@ class ParsePool:
         try:
             for attempt in range(2):
                 try:
-                    if not w.alive():
-                        if self._closed:
-                            return fail("the parse pool is shut down")
-                        w.start()
+                    if self._closed:
+                        return fail("the parse pool is shut down")
+                    w.ensure_started()
                     t0 = time.monotonic()
                     w.conn.send(("parse", header))
                     w.conn.send_bytes(data)
@@ -270,6 +304,17 @@ class ParsePool:
             return fail(f"internal error in the parse pool: {type(e).__name__}: {e}")
         finally:
             self._release(w)
+            if not w.alive() and not self._closed:
+                threading.Thread(target=self._replace, args=(w,), name="nexusfs-views-restart",
+                                 daemon=True).start()
+
+    def _replace(self, w: _Worker) -> None:
+        """Starts a replacement for a worker that died, was killed or retired, ahead of need."""
+        try:
+            if not self._closed:
+                w.ensure_started()
+        except Exception as e:
+            log.warning("views: cannot start a replacement parse worker: %s", e)
 
     async def parse(self, data: bytes, name: str, kind: str, *, limits: Limits | None = None,
                     urgent: bool = False) -> ParseResult:

@@ -25,7 +25,7 @@ def open_zip(data: bytes, limits: Limits, what: str) -> zipfile.ZipFile:
 def check_zip(zf: zipfile.ZipFile, limits: Limits, what: str) -> None:
     infos = zf.infolist()
     if len(infos) > limits.max_members:
-        raise ParseFailure(f"{what} has {len(infos):,} zip members, more than the limit of "
+        raise ParseFailure(f"it has {len(infos):,} zip members, more than the limit of "
                            f"{limits.max_members:,}")
     total = 0
     for info in infos:
@@ -34,11 +34,11 @@ def check_zip(zf: zipfile.ZipFile, limits: Limits, what: str) -> None:
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > limits.max_ratio:
                 raise ParseFailure(
-                    f"{what} looks like a zip bomb: member {info.filename!r} inflates "
+                    f"it looks like a zip bomb: member {info.filename!r} inflates "
                     f"{human_bytes(info.compress_size)} to {human_bytes(info.file_size)} "
                     f"(ratio {ratio:,.0f}, limit {limits.max_ratio})")
     if total > limits.max_unzipped:
-        raise ParseFailure(f"{what} inflates to {human_bytes(total)}, more than the limit of "
+        raise ParseFailure(f"it inflates to {human_bytes(total)}, more than the limit of "
                            f"{human_bytes(limits.max_unzipped)} (zip bomb?)")
 
 

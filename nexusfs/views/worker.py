@@ -2,8 +2,11 @@
 
 :func:`run_parse` is the whole parse, exceptions included, as a plain function (tests and
 tools may call it in-process). :func:`worker_main` is the loop of a worker process: it lowers
-its priority, forbids core dumps, dies with its parent, then serves requests from a pipe with
+its priority, forbids core dumps, exits when the daemon is gone, then serves requests from a pipe with
 RLIMIT_AS set to the memory limit while it parses.
+
+A worker is a fresh interpreter (``subprocess``, never a fork of the threaded daemon), talking
+over a socketpair wrapped in ``multiprocessing.connection.Connection``.
 
 Protocol on the pipe (parent -> worker): ``("parse", header)`` then the document as one
 ``send_bytes``; ``("ping",)``; ``None`` to exit. Worker -> parent: ``("ready", pid)`` once
@@ -41,6 +44,12 @@ def clean(s: str) -> str:
     return s
 
 
+def _tidy(s: str) -> str:
+    """No leading blank lines, exactly one newline at the end."""
+    s = s.lstrip("\n").rstrip()
+    return s + "\n" if s else ""
+
+
 class Context:
     """What a parser knows besides the bytes: the file name, the kind, the limits, the budget."""
 
@@ -60,7 +69,7 @@ def _resolve(target: str):
 def _attempt(target: str, data: bytes, ctx: Context) -> dict:
     """Runs one parser; returns text/markdown/error/truncated/cacheable."""
     doc = Doc(ctx.budget)
-    out = dict(error=None, truncated=False, cacheable=True, recycle=False)
+    out = dict(error=None, truncated=False, cacheable=True, recycle=False, understood=False)
     try:
         _resolve(target)(data, doc, ctx)
     except Cut as cut:
@@ -73,6 +82,7 @@ def _attempt(target: str, data: bytes, ctx: Context) -> dict:
         return out
     except ParseFailure as e:
         out["error"] = str(e)
+        out["understood"] = True        # we know why: no second parser will do better
     except MemoryError:
         doc = None
         out["error"] = (f"it needs more memory than the limit of "
@@ -83,6 +93,12 @@ def _attempt(target: str, data: bytes, ctx: Context) -> dict:
     except Exception as e:          # a library's bug or a document it cannot read
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         out["error"] = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        peak = _vm_peak()
+        if peak > _peak_at_start and peak >= 0.9 * ctx.limits.memory_limit:
+            # C libraries (lxml) report a failed malloc as their own error
+            out["error"] = (f"it needs more memory than the limit of "
+                            f"{human_bytes(ctx.limits.memory_limit)} ({out['error']})")
+            out["recycle"] = True
     if out["error"] is None:
         out["text"], out["markdown"] = doc.text(), doc.markdown()
     return out
@@ -92,6 +108,8 @@ def run_parse(data: bytes, name: str, kind: str, target: str, limits: Limits, *,
               label: str = "", parser: str = "", fallback: tuple[str, str] | None = None,
               start: float | None = None) -> dict:
     """Parses ``data``; always returns a result dict (the fields of ParseResult, plus recycle)."""
+    global _peak_at_start
+    _peak_at_start = _vm_peak()
     budget = Budget(limits, start)
     base = dict(parser=parser, kind=kind, error=None, truncated=False, cacheable=True,
                 recycle=False)
@@ -103,17 +121,19 @@ def run_parse(data: bytes, name: str, kind: str, target: str, limits: Limits, *,
     ctx = Context(name, kind, limits, budget, label)
     out = _attempt(target, data, ctx)
     used = parser
-    if out["error"] is not None and fallback is not None and not out["recycle"]:
-        fb_target, fb_parser = fallback
+    if (out["error"] is not None and fallback is not None and not out["recycle"]
+            and not out["understood"]):
+        fb_target, fb_parser = fallback     # the first parser crashed: a second opinion
         second = _attempt(fb_target, data, ctx)
         if second["error"] is None:
             out, used = second, fb_parser
+    out.pop("understood")
     result = {**base, **out, "parser": used}
     if result["error"] is not None:
         result["text"] = result["markdown"] = explain(name, label, result["error"])
     else:
-        result["text"] = clean(result["text"])
-        result["markdown"] = clean(result["markdown"])
+        result["text"] = _tidy(clean(result["text"]))
+        result["markdown"] = _tidy(clean(result["markdown"]))
         if not result["text"].strip():
             line = f"[nexusfs: no text found in {name}]\n"
             result["text"] = line
@@ -127,28 +147,61 @@ def run_parse(data: bytes, name: str, kind: str, target: str, limits: Limits, *,
 PRELOAD = ("nexusfs.views._preload",)
 
 
-def _vm_size() -> int:
+def _status(field: str) -> int:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmSize:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     return 0
 
 
+def _vm_size() -> int:
+    return _status("VmSize:")
+
+
+def _vm_peak() -> int:
+    return _status("VmPeak:")
+
+
+_peak_at_start = 0
+
+
 def _die_with_parent() -> None:
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    """Exits when the daemon is gone, even in the middle of a parse.
+
+    (PR_SET_PDEATHSIG would fire when the *thread* that started the worker exits, and the
+    daemon starts workers from short-lived worker threads.)"""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def cli(argv: list[str]) -> None:
+    """Entry point of a worker process: ``python -c ... FD NICE MAX_TASKS``."""
+    from multiprocessing.connection import Connection
+
+    fd, nice, max_tasks = (int(a) for a in argv[:3])
+    worker_main(Connection(fd), nice, max_tasks)
 
 
 def worker_main(conn, nice: int, max_tasks: int) -> None:
+    import logging
+    import warnings
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # ^C on a foreground daemon is not ours
+    logging.getLogger().setLevel(logging.ERROR)     # libraries' chatter stays out of the log
+    warnings.simplefilter("ignore")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     try:

@@ -45,9 +45,11 @@ class _Walker:
         self.ctx = ctx
         self.count = 0
         self.gap = False            # a blank line is due before the next block
+        self.count_out = 0          # blocks written
 
     def block(self, txt: str, md: str, *, tight: bool = False) -> None:
-        sep = "" if tight or not self.gap else "\n"
+        sep = "" if tight or not self.gap or not self.count_out else "\n"
+        self.count_out += 1
         self.doc.txt(sep + txt + "\n")
         self.doc.md(sep + md + "\n")
         self.gap = not tight

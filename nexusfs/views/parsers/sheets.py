@@ -42,6 +42,7 @@ def _read_rows(doc, ctx, name: str, row_iter) -> tuple[list[list[str]], Cut | No
             budget.add_cells(len(row))
             rows.append(row)
     except Cut as cut:
+        cut.detail = f"in sheet {name!r} after row {len(rows)}"
         return rows, cut
     return rows, None
 

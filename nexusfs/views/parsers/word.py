@@ -65,24 +65,55 @@ class _Numbering:
         return f"{n}.", f"{n}."
 
 
-def _num_pr(p):
-    """(numId, ilvl) of a paragraph, from the paragraph or its style chain; None if no list."""
-    pPr = p._p.pPr
-    numPr = pPr.numPr if pPr is not None else None
-    style = p.style if numPr is None else None
-    depth = 0
-    while numPr is None and style is not None and depth < 10:
-        spPr = style.element.pPr
-        numPr = spPr.numPr if spPr is not None else None
-        style = style.base_style
-        depth += 1
-    if numPr is None or numPr.numId is None:
-        return None
-    num_id = str(numPr.numId.val)
-    if num_id == "0":
-        return None
-    ilvl = numPr.ilvl.val if numPr.ilvl is not None else 0
-    return num_id, int(ilvl or 0)
+class _Styles:
+    """Paragraph style names and list numbering by style id, looked up once.
+
+    (python-docx's ``Paragraph.style`` scans every style for the default on each call: ~1 ms
+    a paragraph, 10 s for a long report.)"""
+
+    def __init__(self, document):
+        self.by_id = {}
+        self.default = None
+        try:
+            root = document.styles.element
+        except Exception:
+            return
+        for st in root.style_lst:
+            self.by_id[st.styleId] = st
+            if self.default is None and st.type is not None and str(st.type).endswith(
+                    "PARAGRAPH") and st.default:
+                self.default = st
+
+    def style(self, p):
+        pPr = p._p.pPr
+        sid = pPr.pStyle.val if pPr is not None and pPr.pStyle is not None else None
+        return self.by_id.get(sid, self.default) if sid is not None else self.default
+
+    def name(self, p) -> str:
+        st = self.style(p)
+        try:
+            return (st.name_val or "") if st is not None else ""
+        except Exception:
+            return ""
+
+    def num_pr(self, p):
+        """(numId, ilvl) of a paragraph, from the paragraph or its style chain; None if none."""
+        pPr = p._p.pPr
+        numPr = pPr.numPr if pPr is not None else None
+        st = self.style(p) if numPr is None else None
+        depth = 0
+        while numPr is None and st is not None and depth < 10:
+            spPr = st.pPr
+            numPr = spPr.numPr if spPr is not None else None
+            st = self.by_id.get(st.basedOn_val)
+            depth += 1
+        if numPr is None or numPr.numId is None:
+            return None
+        num_id = str(numPr.numId.val)
+        if num_id == "0":
+            return None
+        ilvl = numPr.ilvl.val if numPr.ilvl is not None else 0
+        return num_id, int(ilvl or 0)
 
 
 def _heading_level(p, style_name: str) -> int:
@@ -194,7 +225,9 @@ def parse(data: bytes, doc, ctx) -> None:
     except ValueError as e:
         raise ParseFailure(f"it is not a Word document ({e})") from None
     numbering = _Numbering(document)
+    styles = _Styles(document)
     prev = None                 # "para", "list", "heading", "table"
+    list_kind = ""              # "-" or "1": the marker kind of the current top-level list
     for n, block in enumerate(document.iter_inner_content()):
         if n % 64 == 0:
             ctx.budget.where = f"at block {n + 1} of the document body"
@@ -207,15 +240,12 @@ def parse(data: bytes, doc, ctx) -> None:
                 prev = "table"
             continue
         p = block
-        try:
-            style_name = p.style.name if p.style is not None else ""
-        except Exception:
-            style_name = ""
+        style_name = styles.name(p)
         plain = p.text.strip()
         boxes = _textboxes(p)
         if plain:
             level = _heading_level(p, style_name)
-            num = None if level else _num_pr(p)
+            num = None if level else styles.num_pr(p)
             if level:
                 doc.txt(("\n" if prev else "") + plain + "\n")
                 doc.md(("\n" if prev else "") + "#" * level + " " + " ".join(plain.split()) + "\n")
@@ -223,7 +253,10 @@ def parse(data: bytes, doc, ctx) -> None:
             elif num is not None:
                 md_mark, txt_mark = numbering.marker(num[0], num[1], style_name)
                 indent = "  " * num[1]
-                sep = "\n" if prev not in (None, "list") else ""
+                kind = "-" if md_mark == "-" else "1"
+                sep = "\n" if prev not in (None, "list") or (
+                    num[1] == 0 and kind != list_kind) else ""
+                list_kind = kind if num[1] == 0 else list_kind
                 doc.txt(f"{sep}{indent}{txt_mark} {plain}\n")
                 doc.md(f"{sep}{'   ' * num[1]}{md_mark} {_md_runs(p).strip()}\n")
                 prev = "list"

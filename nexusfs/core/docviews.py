@@ -1,0 +1,151 @@
+"""Document views in the tree: which files have NAME.txt / NAME.md beside them, and their
+content, parsed once per (content, parser version).
+
+The kind of a file is detected (nexusfs.views.detect: libmagic on the leading bytes plus the
+name) when a write to it is committed, and kept in the metadata, so a listing shows views
+without reading or parsing anything. A view's text comes from the view cache when the same
+content was parsed before (any copy of it, across restarts); otherwise the document is parsed
+in the parse pool (worker processes with time and memory limits) in the background after the
+write, or on first open. Runs on the trio thread; parsing never does.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import blake3
+import trio
+import zstandard
+
+from .. import views
+from ..views import ParseResult
+
+log = logging.getLogger("nexusfs.views")
+
+
+class DocViews:
+    def __init__(self, fs):
+        self.fs = fs
+        self.mode = fs.cfg.views_mode
+        self.pool = None
+        self._parsing: dict[bytes, trio.Event] = {}
+        self.parses = 0
+        self.cache_hits = 0
+
+    # -- kinds --------------------------------------------------------------------------------
+    def etag(self, ino: int) -> bytes:
+        """The content's identity: BLAKE3 over its chunk list (equal for every copy)."""
+        h = blake3.blake3()
+        for e in self.fs.content.extent_map(ino).extents:
+            h.update(e.offset.to_bytes(8, "little") + e.loc.id)
+        attr = self.fs.meta.get_attr(ino)
+        h.update((attr.size if attr else 0).to_bytes(8, "little"))
+        return h.digest()
+
+    async def after_commit(self, ino: int) -> None:
+        """A write was committed: detect the kind again; parse documents in the background."""
+        if self.mode == "binary":
+            return
+        attr = self.fs.meta.get_attr(ino)
+        if attr is None:
+            return
+        head = b""
+        if attr.size:
+            head = await self.fs.content.read(ino, None, 0, min(attr.size, views.HEAD_SIZE))
+        name = os.path.basename(self.fs.path_of(ino))
+        kind = views.detect(head, name)
+        if not views.views_for(kind, self.mode):
+            kind = None
+        if kind is None and self.fs.meta.doc_kind(ino) is None:
+            return
+        etag = self.etag(ino)
+        self.fs.meta.set_doc_kind(ino, kind, etag)
+        if kind is not None:      # the kernel may remember "no such name" for the view names
+            await self._renamed_views(ino)
+        if kind is not None and self.fs.meta.cached_view(views.cache_key(etag, kind)) is None:
+            trio.lowlevel.spawn_system_task(self._background_parse, ino)
+
+    async def _background_parse(self, ino: int) -> None:
+        try:
+            await self.result(ino, urgent=False)
+        except Exception:
+            log.exception("background parse of %s failed", self.fs.path_of(ino))
+
+    def kind(self, ino: int) -> str | None:
+        found = self.fs.meta.doc_kind(ino)
+        return found[0] if found and views.views_for(found[0], self.mode) else None
+
+    def suffixes_for(self, kinds: dict[int, str], ino: int) -> tuple[str, ...]:
+        return views.views_for(kinds.get(ino), self.mode) if ino in kinds else ()
+
+    # -- content ------------------------------------------------------------------------------
+    def cached_length(self, ino: int, suffix: str) -> int:
+        """The view's size if it was parsed already, else 0 (views open with direct I/O)."""
+        found = self.fs.meta.doc_kind(ino)
+        if found is None:
+            return 0
+        row = self.fs.meta.cached_view(views.cache_key(found[1], found[0]))
+        if row is None:
+            return 0
+        return row[1] if suffix == ".txt" else row[2]
+
+    def parsed_etag(self, ino: int) -> bytes | None:
+        """The content identity whose views are in the cache, or None while unparsed."""
+        found = self.fs.meta.doc_kind(ino)
+        if found is None or self.fs.meta.cached_view(views.cache_key(found[1], found[0])) is None:
+            return None
+        return found[1]
+
+    def _pool(self):
+        if self.pool is None:
+            self.pool = views.ParsePool(workers=max(1, self.fs.cfg.parse_workers))
+        return self.pool
+
+    async def result(self, ino: int, urgent: bool = True) -> ParseResult:
+        """The parsed views of ``ino``'s current content (from the cache, or parsed now)."""
+        found = self.fs.meta.doc_kind(ino)
+        if found is None:
+            raise FileNotFoundError(ino)
+        kind = found[0]
+        etag = self.etag(ino)
+        if etag != found[1]:                    # changed behind the record (undo, restore)
+            self.fs.meta.set_doc_kind(ino, kind, etag)
+        key = views.cache_key(etag, kind)
+        while True:
+            row = self.fs.meta.cached_view(key)
+            if row is not None:
+                self.cache_hits += 1
+                return ParseResult.from_bytes(zstandard.ZstdDecompressor().decompress(row[0]))
+            pending = self._parsing.get(key)
+            if pending is None:
+                break
+            await pending.wait()                 # the same content is being parsed: share it
+        done = self._parsing[key] = trio.Event()
+        try:
+            attr = self.fs.meta.get_attr(ino)
+            data = await self.fs.content.read(ino, None, 0, attr.size) if attr.size else b""
+            name = os.path.basename(self.fs.path_of(ino))
+            res = await self._pool().parse(data, name, kind, urgent=urgent)
+            self.parses += 1
+            if res.cacheable:
+                blob = zstandard.ZstdCompressor(level=3).compress(res.to_bytes())
+                self.fs.meta.cache_view(key, blob, len(res.text.encode("utf-8", "surrogatepass")),
+                                        len(res.markdown.encode("utf-8", "surrogatepass")),
+                                        time.time_ns())
+                await self._renamed_views(ino)   # the views now have a size: new inodes
+            return res
+        finally:
+            del self._parsing[key]
+            done.set()
+
+    async def _renamed_views(self, ino: int) -> None:
+        found = self.fs.meta.name_of(ino)
+        if found is not None:
+            self.fs.invalidate((), {(found[0], found[1] + s.encode()) for s in views.VIEW_SUFFIXES})
+            await self.fs.settle_kernel()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
