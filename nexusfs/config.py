@@ -113,8 +113,10 @@ def _line_of(text: str, key: str) -> int | None:
     return None
 
 
-def _coerce(name: str, kind: type, value, where: str):
-    """``value`` as the type of field ``name``, or ConfigError saying what was expected."""
+def _coerce(name: str, kind: type, value, where: str, textual: bool = True):
+    """``value`` as the type of field ``name``, or ConfigError saying what was expected.
+    ``textual``: strings are parsed (variables, options); a TOML file must use numbers,
+    except for sizes ("64 MiB")."""
     def bad(expected: str):
         return ConfigError(f"{where}: {name} must be {expected}, not {value!r}")
     if kind is int:
@@ -124,7 +126,7 @@ def _coerce(name: str, kind: type, value, where: str):
             return value
         if isinstance(value, float):
             raise bad("a whole number" + (" of bytes" if name in SIZES else ""))
-        if isinstance(value, str):
+        if isinstance(value, str) and (textual or name in SIZES):
             text = value.strip().replace("_", "")
             if re.fullmatch(r"[+-]?\d+", text):
                 return int(text)
@@ -141,7 +143,7 @@ def _coerce(name: str, kind: type, value, where: str):
             raise bad("a number")
         if isinstance(value, (int, float)):
             return float(value)
-        if isinstance(value, str):
+        if isinstance(value, str) and textual:
             try:
                 return float(value.strip().replace("_", ""))
             except ValueError:
@@ -239,7 +241,8 @@ def load(data_dir: str | os.PathLike | None = None, **overrides) -> Config:
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = value
         where[key] = f"option {key}"
-    typed = {key: _coerce(key, type(getattr(cfg, key)), value, where[key])
+    typed = {key: _coerce(key, type(getattr(cfg, key)), value, where[key],
+                          textual=not where[key].startswith(str(path)))
              for key, value in values.items()}
     cfg = replace(cfg, **typed)
     _check(cfg, where)

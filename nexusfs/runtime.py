@@ -22,6 +22,7 @@ an answer that thread is not there to give): statfs and unmount run in threads o
 from __future__ import annotations
 
 import errno
+import faulthandler
 import hashlib
 import json
 import logging
@@ -45,6 +46,7 @@ from .config import Config
 from .control.ctlfile import attach as attach_ctl
 from .control.server import serve_control
 from .core.fs import FileSystem
+from .meta import db
 
 log = logging.getLogger("nexusfs")
 
@@ -290,6 +292,7 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
     MountError (StoreError for an unusable data directory) with a one-line reason; then
     nothing is mounted. ``overrides`` are the settings given on the command line (a reload
     keeps them)."""
+    launched = _process_started()           # the command the user ran (before any fork)
     mountpoint = os.path.abspath(mountpoint)
     if log_level:
         cfg = replace(cfg, log_level=log_level.upper())
@@ -313,45 +316,98 @@ def mount(cfg: Config, mountpoint: str, options: list[str], foreground: bool,
         except OSError as e:
             raise MountError(f"cannot serve metrics on {cfg.metrics}: "
                              f"{e.strerror or e}") from None
-    fs = FileSystem(cfg)
-    try:
-        fs.start()                      # StoreError reaches the terminal
-    except BaseException:
-        if metrics_sock is not None:
-            metrics_sock.close()
-        raise
-    attach_ctl(fs)
-    ops = fuse_ops.Operations(fs)
-    try:
-        fuse_ops.init(ops, mountpoint, fuse_opts)
-    except Exception as e:
-        trio.run(fs.close)
-        if metrics_sock is not None:
-            metrics_sock.close()
-        raise MountError(f"cannot mount {mountpoint}: {e}") from e
-    daemon = Daemon(cfg, overrides or {}, fs, ops, mountpoint, metrics_sock)
-    ready_w = None
-    if not foreground:
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid:
-            os.close(ready_w)
+    if foreground:
+        try:
+            return _serve_store(cfg, overrides or {}, mountpoint, fuse_opts, reg, metrics_sock,
+                                launched=launched)
+        finally:
             if metrics_sock is not None:
                 metrics_sock.close()
-            status = b""
-            while chunk := os.read(ready_r, 4096):
-                status += chunk
-                if status.startswith(b"ok"):
-                    return 0
-            reason = status.decode(errors="replace").strip().removeprefix("error: ")
-            raise MountError(reason or f"the daemon serving {mountpoint} failed to start; see "
-                                       f"{cfg.data_dir}/nexusfs.log")
+    # The store is opened in the daemon process, never before the fork: SQLite's locks belong
+    # to the process that took them, so a connection opened here and used by the child would
+    # leave the child unlocked (another process opening the store would then reset the
+    # WAL index under it).
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(ready_w)
+        if metrics_sock is not None:
+            metrics_sock.close()
+        status = b""
+        while chunk := os.read(ready_r, 4096):
+            status += chunk
+            if status.startswith(b"ok"):
+                return 0
         os.close(ready_r)
+        reason = status.decode(errors="replace").strip().removeprefix("error: ")
+        raise MountError(reason or f"the daemon serving {mountpoint} failed to start; see "
+                                   f"{cfg.data_dir}/nexusfs.log")
+    os.close(ready_r)
+    code = 1
+    try:
         os.setsid()
+        code = _serve_store(cfg, overrides or {}, mountpoint, fuse_opts, reg, metrics_sock,
+                            ready_w, launched)
+    except (MountError, db.StoreError) as e:
+        _report_failure(ready_w, str(e))
+    except BaseException as e:
+        log.exception("the daemon failed")
+        _report_failure(ready_w, f"the daemon failed: {e}")
+    finally:
+        logging.shutdown()
+        os._exit(code)            # the child never returns into the command line code
+
+
+def _report_failure(ready_w: int, reason: str) -> None:
+    try:
+        os.write(ready_w, b"error: " + reason.encode(errors="replace"))
+    except OSError:
+        pass                      # already reported (or the parent is gone)
+
+
+def _serve_store(cfg: Config, overrides: dict, mountpoint: str, fuse_opts: set[str], reg: Path,
+                 metrics_sock: socket.socket | None, ready_w: int | None = None,
+                 launched: float = 0.0) -> int:
+    """Open the store, mount it and serve until unmounted or signalled (in the daemon
+    process: the foreground command, or the child of the fork). StoreError and MountError
+    mean nothing is mounted."""
+    root = logging.getLogger()
+    early = None
+    if ready_w is not None:
+        # until the log file can be opened (the store may not exist yet), keep what is logged
+        # (a migration, a recovery); it goes to the file, or to the terminal on failure
+        early = logging.handlers.MemoryHandler(100_000, flushLevel=logging.CRITICAL + 1)
+        terminal, root.handlers = root.handlers[:], [early]
+    try:
+        fs = FileSystem(cfg)
+        fs.start()
+        attach_ctl(fs)
+        ops = fuse_ops.Operations(fs)
+        try:
+            fuse_ops.init(ops, mountpoint, fuse_opts)
+        except Exception as e:
+            trio.run(fs.close)
+            raise MountError(f"cannot mount {mountpoint}: {e}") from e
+    except BaseException:
+        if early is not None:
+            root.handlers = terminal
+            early.setTarget(terminal[0] if terminal else None)
+            early.close()
+        raise
+    daemon = Daemon(cfg, overrides, fs, ops, mountpoint, metrics_sock, launched)
+    if early is not None:
         setup_logging(cfg.log_level, cfg.data_dir / "nexusfs.log", cfg.log_format)
+        early.setTarget(root.handlers[0])
+        early.close()
         devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
+        for fd in (0, 1):
             os.dup2(devnull, fd)
+        os.close(devnull)
+        # stderr goes to the log: a crash of native code (faulthandler) leaves its traces there
+        err = os.open(cfg.data_dir / "nexusfs.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(err, 2)
+        os.close(err)
+    faulthandler.enable(all_threads=True)
     reg.parent.mkdir(parents=True, exist_ok=True)
     info = {"pid": os.getpid(), "mountpoint": mountpoint, "data_dir": str(cfg.data_dir)}
     if metrics_sock is not None:
@@ -423,7 +479,7 @@ class Daemon:
     READY_TIMEOUT = 30.0          # seconds the kernel has to send INIT and answer a statfs
 
     def __init__(self, cfg: Config, overrides: dict, fs: FileSystem, ops, mountpoint: str,
-                 metrics_sock: socket.socket | None = None):
+                 metrics_sock: socket.socket | None = None, launched: float = 0.0):
         self.cfg = cfg
         self.overrides = overrides
         self.fs = fs
@@ -431,7 +487,7 @@ class Daemon:
         self.mountpoint = mountpoint
         self.metrics_sock = metrics_sock
         self.started = time.time()
-        self.launched = _process_started()      # before the fork: the command the user ran
+        self.launched = launched or _process_started()
         self.stopping = False
         self._stopping_sent = False
         self.closing = False
@@ -475,6 +531,7 @@ class Daemon:
         log.info("stopped cleanly" if not self.failed else "stopped")
 
     async def _run(self, ready_w: int | None) -> None:
+        self.fs.docs.start_pool()        # document parse workers start in the background
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_batch_timer, self.fs)
             await _start_control(nursery, self.fs)
@@ -504,9 +561,8 @@ class Daemon:
                       f"{'no INIT from the kernel' if isinstance(e, trio.TooSlowError) else e}")
             log.error("%s", reason)
             self.failed = reason
-            if ready_w is not None:
+            if ready_w is not None:      # (closed by the daemon's exit: fds may be reused)
                 os.write(ready_w, b"error: " + reason.encode())
-                os.close(ready_w)
             sd_notify(f"STATUS={reason}\nERRNO={getattr(e, 'errno', 0) or errno.EIO}")
             fuse_ops.terminate()
             return
@@ -516,7 +572,6 @@ class Daemon:
         self.ready = True
         if ready_w is not None:
             os.write(ready_w, b"ok")
-            os.close(ready_w)
         sd_notify(f"READY=1\nSTATUS=serving {self.mountpoint}\nMAINPID={os.getpid()}")
         fields = {"init_to_ready_s": round(time.monotonic() - t0, 3)}
         if self.launched:

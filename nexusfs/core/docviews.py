@@ -20,8 +20,12 @@ import zstandard
 
 from .. import views
 from ..views import ParseResult
+from ..views.detect import EXT_KINDS
 
 log = logging.getLogger("nexusfs.views")
+
+# leading bytes of the documents views parse: PDF, zip (OOXML, ODF, EPUB), OLE2 (XLS)
+_SIGNATURES = (b"%PDF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 
 
 class DocViews:
@@ -54,7 +58,10 @@ class DocViews:
         if attr.size:
             head = await self.fs.content.read(ino, None, 0, min(attr.size, views.HEAD_SIZE))
         name = os.path.basename(self.fs.path_of(ino))
-        kind = views.detect(head, name)
+        if not self._may_be_document(head, name):
+            kind = None                       # the common case, decided without libmagic
+        else:
+            kind = views.detect(head, name)
         if not views.views_for(kind, self.mode):
             kind = None
         if kind is None and self.fs.meta.doc_kind(ino) is None:
@@ -65,6 +72,23 @@ class DocViews:
             await self._renamed_views(ino)
         if kind is not None and self.fs.meta.cached_view(views.cache_key(etag, kind)) is None:
             trio.lowlevel.spawn_system_task(self._background_parse, ino)
+
+    def _may_be_document(self, head: bytes, name: str) -> bool:
+        """A cheap first look: in smart mode only content with a document's signature, or a
+        name with a document's extension, can be a document (detect decides). Other modes
+        ask detect about everything that is not plainly text."""
+        if head.startswith(_SIGNATURES):
+            return True
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if ext in EXT_KINDS:
+            return True
+        return self.mode == "text" and b"\0" in head[:8192]
+
+    def start_pool(self) -> None:
+        """Start the parse workers in the background (at mount), so the first document a
+        user opens does not wait for a worker to start."""
+        if self.mode != "binary" and self.pool is None:
+            self._pool().start_background()
 
     async def _background_parse(self, ino: int) -> None:
         try:

@@ -5,17 +5,41 @@ current mode, :func:`cache_key` where parsed views are cached, and a :class:`Par
 (in worker processes with time, memory and output limits). Nothing here touches the filesystem
 or the metadata store. See docs/views.md.
 """
-from .detect import (ALL_KINDS, DOCUMENT_KINDS, HEAD_SIZE, MODES, VIEW_SUFFIXES, detect,
-                     split_view_name, view_names, views_for)
+from .detect import (
+    ALL_KINDS,
+    DOCUMENT_KINDS,
+    HEAD_SIZE,
+    MODES,
+    VIEW_SUFFIXES,
+    detect,
+    split_view_name,
+    view_names,
+    views_for,
+)
 from .limits import Limits
 from .pool import ParsePool
 from .registry import DEFAULT_REGISTRY, ParserSpec, Registry, cache_key
 from .result import ParseResult
 
-__all__ = ["ALL_KINDS", "DOCUMENT_KINDS", "HEAD_SIZE", "MODES", "VIEW_SUFFIXES", "detect",
-           "split_view_name", "view_names", "views_for", "Limits", "ParsePool",
-           "DEFAULT_REGISTRY", "ParserSpec", "Registry", "cache_key", "ParseResult",
-           "parse_here"]
+__all__ = [
+    "ALL_KINDS",
+    "DEFAULT_REGISTRY",
+    "DOCUMENT_KINDS",
+    "HEAD_SIZE",
+    "MODES",
+    "VIEW_SUFFIXES",
+    "Limits",
+    "ParsePool",
+    "ParseResult",
+    "ParserSpec",
+    "Registry",
+    "cache_key",
+    "detect",
+    "parse_here",
+    "split_view_name",
+    "view_names",
+    "views_for",
+]
 
 
 def parse_here(data: bytes, name: str, kind: str, limits: Limits | None = None,

@@ -14,7 +14,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import importlib  # noqa: E402
+import importlib
 
 _hidden = "numpy" not in sys.modules
 if _hidden:

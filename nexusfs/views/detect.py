@@ -142,9 +142,8 @@ def detect(head: bytes, name: str) -> str | None:
     kind = MIME_KINDS.get(mime)
     if kind is None and head.startswith(b"%PDF-"):
         kind = "pdf"
-    if kind is None and (mime in ZIP_MIMES or head.startswith(b"PK\x03\x04")):
-        if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-            kind = sniff_zip(head) or "zip"
+    if kind is None and head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        kind = sniff_zip(head) or "zip"
     if kind is None and (mime in OLE_MIMES or head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
         kind = ext_kind if ext_kind in OLE_KINDS else "binary"
 

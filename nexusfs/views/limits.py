@@ -38,7 +38,7 @@ class Limits:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Limits":
+    def from_dict(cls, d: dict) -> Limits:
         return cls(**d)
 
     @property

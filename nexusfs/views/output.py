@@ -8,6 +8,7 @@ text for formats whose only converter speaks markdown.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 from .limits import Budget, Cut, human_bytes
@@ -98,7 +99,7 @@ def cell_str(v) -> str:
     if isinstance(v, bool):
         return "TRUE" if v else "FALSE"
     if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
+        if math.isnan(v) or math.isinf(v):
             return str(v)
         if v == int(v) and abs(v) < 1e15:
             return str(int(v))
@@ -128,7 +129,7 @@ def trim_rows(rows: list[list[str]]) -> list[list[str]]:
 
 _IMG = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^)]*\))*\)")
-_HEADING = re.compile(r"^#{1,6}\s+", re.M)
+_HEADING = re.compile(r"^#{1,6}\s+", re.MULTILINE)
 _EMPH = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _TABLE_SEP = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>])")

@@ -11,8 +11,8 @@ Importing a parser module is cheap: libraries are imported inside the parse func
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 
 import blake3
@@ -25,7 +25,7 @@ class ParserSpec:
     name: str                               # short name, reported as ParseResult.parser
     target: str                             # "package.module:function"
     libraries: tuple[str, ...] = ()         # distributions whose versions enter the cache key
-    fallback: "ParserSpec | None" = None    # tried when the first parser fails (not on a limit)
+    fallback: ParserSpec | None = None    # tried when the first parser fails (not on a limit)
     label: str = ""                         # what the user calls the format, for messages
 
     def module_version(self) -> str:
@@ -40,7 +40,7 @@ class ParserSpec:
         return v
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dist_version(dist: str) -> str:
     try:
         return metadata.version(dist)
@@ -77,7 +77,7 @@ class Registry:
         self._parsers = dict(parsers)
         self._versions: dict[str, str] = {}
 
-    def with_(self, extra: dict[str, ParserSpec]) -> "Registry":
+    def with_(self, extra: dict[str, ParserSpec]) -> Registry:
         return Registry({**self._parsers, **extra})
 
     def spec(self, kind: str) -> ParserSpec | None:

@@ -28,7 +28,7 @@ class ParseResult:
         return json.dumps(head, separators=(",", ":")).encode() + b"\n" + text + md
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "ParseResult":
+    def from_bytes(cls, blob: bytes) -> ParseResult:
         nl = blob.index(b"\n")
         head = json.loads(blob[:nl])
         body = blob[nl + 1:]

@@ -69,7 +69,8 @@ def _resolve(target: str):
 def _attempt(target: str, data: bytes, ctx: Context) -> dict:
     """Runs one parser; returns text/markdown/error/truncated/cacheable."""
     doc = Doc(ctx.budget)
-    out = dict(error=None, truncated=False, cacheable=True, recycle=False, understood=False)
+    out = {"error": None, "truncated": False, "cacheable": True, "recycle": False,
+           "understood": False}
     try:
         _resolve(target)(data, doc, ctx)
     except Cut as cut:
@@ -111,8 +112,8 @@ def run_parse(data: bytes, name: str, kind: str, target: str, limits: Limits, *,
     global _peak_at_start
     _peak_at_start = _vm_peak()
     budget = Budget(limits, start)
-    base = dict(parser=parser, kind=kind, error=None, truncated=False, cacheable=True,
-                recycle=False)
+    base = {"parser": parser, "kind": kind, "error": None, "truncated": False,
+            "cacheable": True, "recycle": False}
     if len(data) > limits.max_input:
         reason = (f"it is {human_bytes(len(data))}, more than the limit of "
                   f"{human_bytes(limits.max_input)} for documents")

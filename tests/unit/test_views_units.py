@@ -5,8 +5,15 @@ import datetime
 
 import pytest
 
-from nexusfs.views import (DEFAULT_REGISTRY, Limits, ParseResult, cache_key, split_view_name,
-                           view_names, views_for)
+from nexusfs.views import (
+    DEFAULT_REGISTRY,
+    Limits,
+    ParseResult,
+    cache_key,
+    split_view_name,
+    view_names,
+    views_for,
+)
 from nexusfs.views.limits import Budget, Cut
 from nexusfs.views.output import Doc, cell_str, md_table, md_to_text, trim_rows
 from nexusfs.views.worker import clean

@@ -72,8 +72,8 @@ def pdf_positioned(items: list[tuple[int, int, str]], font_size: int = 11) -> by
     stream = "\n".join(ops).encode("cp1252")
     body = [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
             b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-            b"<< /Type /Page /Parent 4 0 R /MediaBox [0 0 612 842] "
-            b"/Resources << /Font << /F1 1 0 R >> >> /Contents 2 0 R >>",
+            (b"<< /Type /Page /Parent 4 0 R /MediaBox [0 0 612 842] "
+             b"/Resources << /Font << /F1 1 0 R >> >> /Contents 2 0 R >>"),
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Catalog /Pages 4 0 R >>"]
     out = io.BytesIO()
@@ -203,13 +203,13 @@ def pptx() -> bytes:
 
 
 def html() -> bytes:
-    return ("<!DOCTYPE html><html><head><title>Garden Notes</title>"
-            "<style>body{color:red}</style><script>var secret='scriptword';</script></head>"
-            "<body><h1>Garden Notes</h1><p>Tomatoes need <b>sun</b> and "
-            "<a href='https://example.org/water'>water</a>.</p>"
-            "<h2>Pests</h2><ul><li>aphid</li><li>slug</li></ul>"
-            "<table><tr><th>Plant</th><th>Days</th></tr><tr><td>basil</td><td>30</td></tr></table>"
-            "</body></html>").encode()
+    return (b"<!DOCTYPE html><html><head><title>Garden Notes</title>"
+            b"<style>body{color:red}</style><script>var secret='scriptword';</script></head>"
+            b"<body><h1>Garden Notes</h1><p>Tomatoes need <b>sun</b> and "
+            b"<a href='https://example.org/water'>water</a>.</p>"
+            b"<h2>Pests</h2><ul><li>aphid</li><li>slug</li></ul>"
+            b"<table><tr><th>Plant</th><th>Days</th></tr><tr><td>basil</td><td>30</td></tr></table>"
+            b"</body></html>")
 
 
 def epub() -> bytes:
@@ -263,6 +263,45 @@ def odt() -> bytes:
         z.writestr("META-INF/manifest.xml", '<?xml version="1.0"?><manifest:manifest '
                    'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"/>')
     return out.getvalue()
+
+
+_ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+           'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+           'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+           'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"')
+
+
+def _odf(mimetype: str, body: str) -> bytes:
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODF_NS} '
+               f'office:version="1.2"><office:body>{body}</office:body>'
+               f'</office:document-content>')
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), mimetype)
+        z.writestr("content.xml", content)
+    return out.getvalue()
+
+
+def ods() -> bytes:
+    def row(*cells: str, rep: int = 1) -> str:
+        tds = "".join(f"<table:table-cell><text:p>{c}</text:p></table:table-cell>" for c in cells)
+        return f'<table:table-row table:number-rows-repeated="{rep}">{tds}</table:table-row>'
+    return _odf("application/vnd.oasis.opendocument.spreadsheet",
+                '<office:spreadsheet><table:table table:name="Stock">'
+                + row("fruit", "count") + row("kiwi", "12") + row("same", "row", rep=2)
+                + '</table:table><table:table table:name="Notes">' + row("remember mango")
+                + "</table:table></office:spreadsheet>")
+
+
+def odp() -> bytes:
+    def frame(text: str) -> str:
+        return f"<draw:frame><draw:text-box><text:p>{text}</text:p></draw:text-box></draw:frame>"
+    return _odf("application/vnd.oasis.opendocument.presentation",
+                '<office:presentation><draw:page draw:name="Opening">' + frame("hello falcon")
+                + "<presentation:notes>" + frame("speaker hint owl") + "</presentation:notes>"
+                + '</draw:page><draw:page draw:name="page2">' + frame("bye hawk")
+                + "</draw:page></office:presentation>")
 
 
 def zip_bomb_docx(inflated: int = 1 << 30) -> bytes:

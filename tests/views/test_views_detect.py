@@ -11,16 +11,17 @@ from nexusfs.views import detect, views_for
 def docs():
     return {"pdf": docgen.pdf_pages(1), "docx": docgen.docx(), "xlsx": docgen.xlsx(),
             "pptx": docgen.pptx(), "epub": docgen.epub(), "odt": docgen.odt(),
-            "html": docgen.html()}
+            "html": docgen.html(), "ods": docgen.ods(), "odp": docgen.odp()}
 
 
-@pytest.mark.parametrize("kind", ["pdf", "docx", "xlsx", "pptx", "epub", "odt", "html"])
+@pytest.mark.parametrize("kind", ["pdf", "docx", "xlsx", "pptx", "epub", "odt", "ods", "odp",
+                                  "html"])
 def test_documents_by_content_and_extension(docs, kind):
     assert detect(docs[kind], f"file.{kind}") == kind
     assert views_for(detect(docs[kind], f"file.{kind}"), "smart") == (".txt", ".md")
 
 
-@pytest.mark.parametrize("kind", ["pdf", "docx", "xlsx", "pptx", "epub", "odt"])
+@pytest.mark.parametrize("kind", ["pdf", "docx", "xlsx", "pptx", "epub", "odt", "ods", "odp"])
 def test_documents_without_extension_are_found_by_content(docs, kind):
     assert detect(docs[kind], "noext") == kind
     assert views_for(detect(docs[kind], "noext"), "text") == (".txt", ".md")

@@ -105,3 +105,19 @@ def test_odt_with_repeated_empty_cells_stays_small():
     in_order(r.markdown, "# Field Guide", "heron", "- egret", "- ibis", "| bird | count |",
              "| crane | 3 |")
     assert len(r.text) < 500
+
+
+def test_ods_sheets_with_repeated_rows():
+    r = ok(docgen.ods(), "stock.ods", "ods")
+    in_order(r.text, "--- sheet: Stock ---", "fruit\tcount", "kiwi\t12", "same\trow",
+             "same\trow", "--- sheet: Notes ---", "remember mango")
+    in_order(r.markdown, "## Sheet: Stock", "| fruit | count |", "| kiwi | 12 |",
+             "## Sheet: Notes")
+
+
+def test_odp_slides_and_notes():
+    r = ok(docgen.odp(), "talk.odp", "odp")
+    in_order(r.text, "--- slide 1 ---", "hello falcon", "notes: speaker hint owl",
+             "--- slide 2 ---", "bye hawk")
+    in_order(r.markdown, "## Slide 1: Opening", "hello falcon", "### Notes", "owl",
+             "## Slide 2", "hawk")

@@ -126,3 +126,11 @@ def test_first_view_of_a_ten_page_pdf_with_a_warm_pool(pool):
     print(f"\n10-page PDF, warm pool: {elapsed * 1000:.0f} ms "
           f"(parse {r.elapsed * 1000:.0f} ms in the worker)")
     assert elapsed < 1.0                # target 0.3 s; generous for a loaded CI machine
+
+
+def test_background_start_then_parse():
+    with ParsePool(1) as p:
+        p.start_background()
+        r = p.parse_sync(docgen.xlsx(), "b.xlsx", "xlsx")
+        assert r.error is None and "--- sheet: Budget ---" in r.text
+        assert p.started == 1

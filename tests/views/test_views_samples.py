@@ -31,23 +31,24 @@ EXPECT_MD = {
     "test.xls": ["## Sheet: Sheet1", "6ff4173b-42a5-4784-9b19-f49caff4d93d",
                  "## Sheet: 09060124-b5e7-4717-9d07-3c046eb",
                  "affc7dad-52dc-4b98-9b5d-51e65d8a8ad0"],
-    "test.pptx": ["## Slide 1: AutoGen: Enabling Next-Gen LLM Applications via Multi-Agent "
-                  "Conversation", "## Slide 2: 2cdda5c8-e50e-4db4-b5f0-9722a649f455",
+    "test.pptx": [("## Slide 1: AutoGen: Enabling Next-Gen LLM Applications via Multi-Agent "
+                   "Conversation"), "## Slide 2: 2cdda5c8-e50e-4db4-b5f0-9722a649f455",
                   "44bf7d06-5e7a-4a40-a2e1-a2e42ef28c8a", "04191ea8-5c73-4215-a1d3-1cfb43aaaf12",
                   "1b92870d-e3b5-4e65-8153-919f4ff45592",
                   "### Chart: a3f6004b-6f4f-4ea8-bee3-3741f4dc385f", "| 2003 | 2003 |",
                   "![This phrase of the caption is Human-written.](Picture4.jpg)"],
-    "test.pdf": ["## Page 1", "While there is contemporaneous exploration of multi-agent "
-                 "approaches"],
-    "test_blog.html": ["Large language models (LLMs) are powerful tools that can generate "
-                       "natural language texts for various applications, such as chatbots, "
-                       "summarization, translation, and more. GPT-4 is currently the state of "
-                       "the art LLM in the world. Is model selection irrelevant? What about "
-                       "inference parameters?",
+    "test.pdf": ["## Page 1", ("While there is contemporaneous exploration of multi-agent "
+                               "approaches")],
+    "test_blog.html": [("Large language models (LLMs) are powerful tools that can generate "
+                        "natural language texts for various applications, such as chatbots, "
+                        "summarization, translation, and more. GPT-4 is currently the state "
+                        "of the art LLM in the world. Is model selection irrelevant? What "
+                        "about inference parameters?"),
                        "an example where high cost can easily prevent a generic complex"],
     "test.epub": ["**Authors:** Test Author", "A test EPUB document for MarkItDown testing",
-                  "# Chapter 1: Test Content", "This is a **test** paragraph with some "
-                  "formatting", "- A bullet point", "- Another point",
+                  "# Chapter 1: Test Content",
+                  "This is a **test** paragraph with some formatting",
+                  "- A bullet point", "- Another point",
                   "# Chapter 2: More Content", "*different* style",
                   "> This is a blockquote for testing"],
     # reading order: the shop's header before the items, the form's header before its fields

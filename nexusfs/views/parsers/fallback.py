@@ -30,7 +30,10 @@ def _markitdown():
 
 def parse(data: bytes, doc, ctx) -> None:
     from markitdown import StreamInfo
-    from markitdown._exceptions import FileConversionException, UnsupportedFormatException
+    from markitdown._exceptions import (
+        FileConversionException,
+        UnsupportedFormatException,
+    )
 
     ext = "." + ctx.name.rsplit(".", 1)[1].lower() if "." in ctx.name else None
     info = StreamInfo(extension=ext, mimetype=_MIMES.get(ctx.kind), filename=ctx.name)

@@ -102,6 +102,7 @@ class _Walker:
 
     def rows(self, table) -> list[list[str]]:
         out: list[list[str]] = []
+        self.partial = out
         budget = self.ctx.budget
         for row in table.iter(TABLE + "table-row"):
             cells: list[str] = []
@@ -151,14 +152,17 @@ def parse(data: bytes, doc, ctx) -> None:
             sep = "\n" if i else ""
             doc.txt(f"{sep}--- sheet: {name} ---\n")
             doc.md(f"{sep}## Sheet: {name}\n\n")
+            cut = None
             try:
                 rows = w.rows(table)
-            except Cut:
-                raise
+            except Cut as c:            # keep the rows read so far
+                rows, cut = trim_rows(w.partial), c
             if rows:
                 doc.table(rows)
             else:
                 doc.both("(empty sheet)\n")
+            if cut is not None:
+                raise cut
     elif pres is not None:
         pages = list(pres.iter(DRAW + "page"))
         for i, page in enumerate(pages):

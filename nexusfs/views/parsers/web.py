@@ -3,7 +3,8 @@ uses for these formats, called directly so that a worker never pays markitdown's
 (~1 s, onnxruntime). markitdown stays registered as the fallback if these fail.
 
 HTML: the body (scripts, styles, forms' innards, inline SVG and data: images dropped) as
-markdown with ATX headings; the text view is that markdown without markup. The page title
+markdown with ATX headings — only the ``<main>`` element when the page has one holding most of
+its text (navigation bars and sidebars are noise in a view); the text view is that markdown without markup. The page title
 becomes the top heading when the body has no ``<h1>``. The body is converted block by block
 so that the time and output limits can cut a huge page instead of losing it all.
 
@@ -21,7 +22,7 @@ from ..limits import ParseFailure
 from ..output import md_to_text
 from ..safezip import open_zip
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 _DROP = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object", "embed",
          "select", "canvas"]
@@ -58,9 +59,9 @@ def _converter():
 
 def html_blocks(data: bytes | str, doc, *, want_title: bool = True):
     """Markdown of an HTML document, block by block; ticks the budget between blocks."""
-    from bs4 import BeautifulSoup, NavigableString, Tag
-
     import warnings
+
+    from bs4 import BeautifulSoup, NavigableString, Tag
 
     try:
         with warnings.catch_warnings():
@@ -72,6 +73,9 @@ def html_blocks(data: bytes | str, doc, *, want_title: bool = True):
     for tag in soup(_DROP):
         tag.decompose()
     root = soup.body or soup
+    mains = root.find_all("main")
+    if len(mains) == 1 and len(mains[0].get_text()) >= 0.5 * len(root.get_text()):
+        root = mains[0]         # the page's own content, without its navigation and sidebars
     if want_title and title and root.find("h1") is None:
         yield f"# {title}"
     conv = _converter()

@@ -18,7 +18,7 @@ PARSER_VERSION = "1"
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 NS = {"w": W, "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
-_HEADING = re.compile(r"^heading\s*(\d)$", re.I)
+_HEADING = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 
 
 def _w(tag: str) -> str:
