@@ -72,7 +72,13 @@ def main():
               help="Default: log_level of nexusfs.toml, else INFO.")
 @click.option("--metrics", metavar="HOST:PORT", help="Serve Prometheus metrics at "
               "http://HOST:PORT/metrics (plain HTTP, no authentication: keep it on loopback).")
-def mount(mountpoint, data_dir, options, foreground, log_level, metrics):
+@click.option("--mode", type=click.Choice(["smart", "text", "binary"]), default=None,
+              help="Document views: smart (documents, the default), text (every binary file), "
+                   "binary (none).")
+@click.option("--auto-parse", is_flag=True, default=None,
+              help="Documents read as their text under their own names; the original bytes "
+                   "are under /.raw/.")
+def mount(mountpoint, data_dir, options, foreground, log_level, metrics, mode, auto_parse):
     """Mount the store at MOUNTPOINT; returns once the mount answers.
 
     A bad option or configuration (DATA_DIR/nexusfs.toml) is reported before anything is
@@ -86,6 +92,10 @@ def mount(mountpoint, data_dir, options, foreground, log_level, metrics):
         _fail(str(e))
     if metrics:
         overrides["metrics"] = metrics
+    if mode:
+        overrides["views_mode"] = mode
+    if auto_parse:
+        overrides["auto_parse"] = True
     if log_level:
         overrides["log_level"] = log_level
     cfg = config_mod.load(data_dir, **overrides)

@@ -46,6 +46,7 @@ class Config:
     xattr_name_max: int = 255
     views_mode: str = "smart"            # document views: smart (documents), text (all binaries), binary (none)
     parse_workers: int = 2               # processes parsing documents for views
+    auto_parse: bool = False             # documents read as text under their own names; bytes in /.raw/
     readahead_kb: int = 1024             # the kernel's read-ahead window on the mount
     attr_timeout: float = 300.0
     entry_timeout: float = 300.0
@@ -97,7 +98,8 @@ SIZES = frozenset({"chunk_min", "chunk_avg", "chunk_max", "inline_max", "pack_ma
                    "chunk_cache_bytes", "spill_threshold", "stream_commit", "max_file_size",
                    "xattr_value_max", "gc_threshold"})
 
-CHOICES = {"log_level": ("DEBUG", "INFO", "WARNING", "ERROR"), "log_format": ("text", "json")}
+CHOICES = {"log_level": ("DEBUG", "INFO", "WARNING", "ERROR"), "log_format": ("text", "json"),
+           "views_mode": ("smart", "text", "binary")}
 
 _UNITS = {"": 1, "b": 1, "k": KiB, "m": MiB, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|(b))?\s*", re.IGNORECASE)
@@ -149,6 +151,16 @@ def _coerce(name: str, kind: type, value, where: str, textual: bool = True):
             except ValueError:
                 pass
         raise bad("a number")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and textual:
+            text = value.strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+        raise bad("true or false")
     if kind is str:
         if not isinstance(value, str):
             raise bad("a string")

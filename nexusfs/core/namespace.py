@@ -281,13 +281,20 @@ class NamespaceOps:
         first, done_k = (0, -1) if start_id < 3 else divmod(start_id - 3, 3)
         rows = self.meta.list_dir(ino, first - 1, limit)
         kinds = self.meta.doc_kinds([a.ino for _d, _n, a in rows if st.S_ISREG(a.mode)])
+        auto = self.cfg.auto_parse
         for did, name, attr in rows:
             base = 3 + 3 * did
             if did > first or done_k < 0:
                 df = self.dirty.get(attr.ino)
                 if df is not None:
                     attr = self._attr(attr.ino)
+                if auto and attr.ino in kinds and self.docs.kind(attr.ino) is not None:
+                    out.append(DirEntry(name, self.vtree.view_attr(attr.ino, ".txt", auto=True),
+                                        base))
+                    continue
                 out.append(DirEntry(name, attr, base))
+            if auto:
+                continue
             for k, suffix in enumerate(self.docs.suffixes_for(kinds, attr.ino), 1):
                 if did == first and k <= done_k:
                     continue

@@ -9,23 +9,30 @@ from __future__ import annotations
 import errno
 
 from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
-from .vtree import CTL, NEXUS, NEXUS_NAME, is_virtual
+from .vtree import CTL, NEXUS, NEXUS_NAME, RAW, RAW_NAME, is_virtual
 
 
 class VirtualRouting:
     def _reserved(self, parent: int, name: bytes) -> None:
-        if parent == ROOT_INO and name == NEXUS_NAME:
-            raise FsError(errno.EEXIST, "/.nexus is reserved")
+        if parent == ROOT_INO and (name == NEXUS_NAME or (name == RAW_NAME and self.cfg.auto_parse)):
+            raise FsError(errno.EEXIST, "reserved name")
 
     async def lookup(self, parent: int, name: bytes, caller: Caller | None = None) -> Attr:
         if parent == ROOT_INO and name == NEXUS_NAME:
             return self.vtree.entry(NEXUS)
+        if parent == ROOT_INO and name == RAW_NAME and self.cfg.auto_parse:
+            return self.vtree.entry(RAW)
         if is_virtual(parent):
             if name == b".":
                 return self.vtree.entry(parent)
             return self.vtree.lookup(parent, name)
         try:
-            return await super().lookup(parent, name, caller)
+            attr = await super().lookup(parent, name, caller)
+            if self.cfg.auto_parse and self.docs.kind(attr.ino) is not None:
+                # auto-parse: the document's own name reads as its text (bytes under /.raw/)
+                self.forget([(attr.ino, 1)])
+                return self.vtree.entry(self.vtree.auto_vino(attr.ino))
+            return attr
         except FsError as e:
             if e.errno != errno.ENOENT:
                 raise
@@ -35,7 +42,10 @@ class VirtualRouting:
             return self.vtree.entry(view)
 
     def _view_of(self, parent: int, name: bytes) -> int | None:
-        """The virtual inode of document view ``name`` (e.g. report.pdf.txt) in ``parent``."""
+        """The virtual inode of document view ``name`` (e.g. report.pdf.txt) in ``parent``
+        (none in auto-parse mode, where the document's own name is its text)."""
+        if self.cfg.auto_parse:
+            return None
         for suffix in (b".txt", b".md"):
             if name.endswith(suffix) and len(name) > len(suffix):
                 doc = self.meta.lookup(parent, name[: -len(suffix)])

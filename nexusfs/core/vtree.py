@@ -23,13 +23,19 @@ import time
 from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
 
 VINO_BASE = 1 << 48
-NEXUS, CTL, CTL_LAST, LOG, STATS, SNAPSHOTS, HISTORY, AT = (VINO_BASE + i for i in range(1, 9))
+NEXUS, CTL, CTL_LAST, LOG, STATS, SNAPSHOTS, HISTORY, AT, CONFIG, RAW = (
+    VINO_BASE + i for i in range(1, 11))
 NEXUS_NAME = b".nexus"
+RAW_NAME = b".raw"
 FIXED = {NEXUS: ("dir", 0o555), CTL: ("ctl", 0o666), CTL_LAST: ("last", 0o444),
          LOG: ("log", 0o444), STATS: ("stats", 0o444), SNAPSHOTS: ("snapdir", 0o755),
-         HISTORY: ("hroot", 0o555), AT: ("atdir", 0o555)}
+         HISTORY: ("hroot", 0o555), AT: ("atdir", 0o555), CONFIG: ("cfgdir", 0o555),
+         RAW: ("rawroot", 0o755)}
 TOP = [(b"ctl", CTL), (b"ctl.last", CTL_LAST), (b"log", LOG), (b"stats", STATS),
-       (b"snapshots", SNAPSHOTS), (b"history", HISTORY), (b"at", AT)]
+       (b"snapshots", SNAPSHOTS), (b"history", HISTORY), (b"at", AT), (b"config", CONFIG)]
+# settings shown under /.nexus/config/, one value per file
+CONFIG_FILES = ("views_mode", "auto_parse", "retain_days", "retain_ops", "commit_interval",
+                "chunk_cache_bytes", "data_dir")
 
 
 def is_virtual(ino: int) -> bool:
@@ -97,18 +103,55 @@ class VirtualTree:
         inode, so a view whose size became known must come back as a new inode."""
         return self._vino(("view", doc, suffix, self.fs.docs.parsed_etag(doc)))
 
-    def view_attr(self, doc: int, suffix: str) -> Attr:
+    def auto_vino(self, doc: int) -> int:
+        """In auto-parse mode a document's own name shows its text view."""
+        return self._vino(("auto", doc, self.fs.docs.parsed_etag(doc)))
+
+    def view_attr(self, doc: int, suffix: str, auto: bool = False) -> Attr:
         """A view's attributes: its document's owner, times and read permissions (a view
         never reveals what its document would not), the parsed size once known."""
         a = self.fs._attr(doc)
         size = self.fs.docs.cached_length(doc, suffix)
-        return Attr(self.view_vino(doc, suffix), st.S_IFREG | (a.mode & 0o444), 1, a.uid, a.gid,
+        vino = self.auto_vino(doc) if auto else self.view_vino(doc, suffix)
+        return Attr(vino, st.S_IFREG | (a.mode & 0o444), 1, a.uid, a.gid,
                     0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
                     volatile=True)
 
+    # -- /.raw/: the real tree, documents as their bytes (auto-parse mode) ---------------------
+    def _raw_attr(self, vino: int, dino: int) -> Attr:
+        a = self.fs._attr(dino)
+        a.ino, a.volatile = vino, True
+        return a
+
+    def raw_dir(self, dino: int) -> int:
+        return RAW if dino == ROOT_INO else self._vino(("raw", dino))
+
+    def _raw_child(self, dino: int, name: bytes) -> Attr:
+        """A name in a /.raw/ directory: directories are mirrored, files are the real inodes
+        themselves (their bytes, writable as usual)."""
+        child = self.fs.meta.lookup(dino, name)
+        if child is None:
+            raise FsError(errno.ENOENT)
+        a = self.fs._attr(child)
+        if st.S_ISDIR(a.mode):
+            return self.entry(self.raw_dir(child))
+        return self.fs._entry(child)
+
+    def _raw_listing(self, dino: int) -> list[DirEntry]:
+        from ..history.restore import _entries_live
+        out = []
+        for i, (name, child) in enumerate(_entries_live(self.fs, dino).items(), 1):
+            a = self.fs._attr(child)
+            if st.S_ISDIR(a.mode):
+                a = self._raw_attr(self.raw_dir(child), child)
+            out.append(DirEntry(name, a, i))
+        return out
+
     # -- attributes ---------------------------------------------------------------------------
     def _fixed_attr(self, vino: int, kind: str, perm: int) -> Attr:
-        is_dir = kind in ("dir", "snapdir", "hroot", "atdir")
+        if kind == "rawroot":
+            return self._raw_attr(vino, ROOT_INO)
+        is_dir = kind in ("dir", "snapdir", "hroot", "atdir", "cfgdir")
         mode = (st.S_IFDIR if is_dir else st.S_IFREG) | perm
         t = self.started_ns
         return Attr(vino, mode, 2 if is_dir else 1, 0, 0, 0, 0, 0, t, t, t, volatile=True)
@@ -121,6 +164,14 @@ class VirtualTree:
         kind = node[0]
         if kind == "view":
             return self.view_attr(node[1], node[2])
+        if kind == "auto":
+            return self.view_attr(node[1], ".txt", auto=True)
+        if kind == "raw":
+            return self._raw_attr(vino, node[1])
+        if kind == "cfg":
+            t = self.started_ns
+            size = len(self._config_value(node[1]))
+            return Attr(vino, st.S_IFREG | 0o444, 1, 0, 0, 0, size, 0, t, t, t, volatile=True)
         if kind == "tree":
             a = self.fs.tt.attr(node[2], node[1])
             if a is None:
@@ -173,7 +224,15 @@ class VirtualTree:
             return self.entry(self._vino(("tree", seq, ROOT_INO)))
         if parent == HISTORY:
             return self._history_child(ROOT_INO, name)
+        if parent == RAW:
+            return self._raw_child(ROOT_INO, name)
+        if parent == CONFIG:
+            if name.decode(errors="replace") not in CONFIG_FILES:
+                raise FsError(errno.ENOENT)
+            return self.entry(self._vino(("cfg", name.decode())))
         node = self._node(parent)
+        if node[0] == "raw":
+            return self._raw_child(node[1], name)
         if node[0] == "tree":
             child = self.fs.tt.lookup(node[2], name, node[1])
             if child is None:
@@ -211,7 +270,15 @@ class VirtualTree:
         end = self.fs.tt.last_state_seq(ino)
         return self.fs.tt.attr(ino, end - 1) if end else None
 
+    def _config_value(self, name: str) -> bytes:
+        value = getattr(self.fs.cfg, name)
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        return f"{value}\n".encode()
+
     def readdir(self, vino: int, start: int) -> list[DirEntry]:
+        if vino == RAW or self.nodes.get(vino, ("",))[0] == "raw":
+            return self._raw_listing(ROOT_INO if vino == RAW else self.nodes[vino][1])[start:]
         names = self._listing(vino)
         out = []
         for i, (name, child) in enumerate(names[start:], start + 1):
@@ -228,6 +295,8 @@ class VirtualTree:
             return [(n.encode(), self._vino(("tree", s, r))) for n, s, r, _p, _c in self.fs.tt.snapshots()]
         if vino == AT:
             return []
+        if vino == CONFIG:
+            return [(n.encode(), self._vino(("cfg", n))) for n in CONFIG_FILES]
         if vino == HISTORY:
             return self._history_listing(ROOT_INO)
         node = self._node(vino)
@@ -264,7 +333,7 @@ class VirtualTree:
         """Open a virtual file; returns True when the kernel must not cache it (direct I/O)."""
         kind = self._node(vino)[0]
         writing = (flags & 3) != 0
-        if kind == "view":
+        if kind in ("view", "auto"):
             if writing:
                 raise FsError(errno.EROFS)
             node = self._node(vino)
@@ -272,7 +341,7 @@ class VirtualTree:
                 res = await self.fs.docs.result(node[1], urgent=True)
             except FileNotFoundError:
                 raise FsError(errno.ENOENT) from None
-            text = res.text if node[2] == ".txt" else res.markdown
+            text = res.markdown if kind == "view" and node[2] == ".md" else res.text
             self.handles[fh] = VHandle(vino, data=text.encode("utf-8", "surrogatepass"),
                                        caller=caller)
             return True
@@ -280,6 +349,11 @@ class VirtualTree:
             if self.ctl_factory is None:
                 raise FsError(errno.ENOSYS, "no control plane attached")
             self.handles[fh] = VHandle(vino, ctl=self.ctl_factory(), caller=caller)
+            return True
+        if kind == "cfg":
+            if writing:
+                raise FsError(errno.EROFS)
+            self.handles[fh] = VHandle(vino, data=self._config_value(self._node(vino)[1]))
             return True
         if writing:
             raise FsError(errno.EROFS if kind in ("tree", "hver") else errno.EACCES)

@@ -110,3 +110,59 @@ def test_a_copy_is_not_parsed_again_and_sizes_are_known(docs):
     # once parsed, stat shows the view's real size
     text = (d / "q4.pdf.txt").read_bytes()
     assert os.stat(d / "q4.pdf.txt").st_size == len(text)
+
+
+def test_auto_parse_mode_reads_documents_as_text_and_raw_gives_bytes(fuse_base):
+    from fusehelp import NEXUS, Mount
+    m = Mount(fuse_base, "auto-parse")
+    r = run([NEXUS, "mount", str(m.mnt), "--data-dir", str(m.data), "--auto-parse",
+             "-o", "allow_other"], check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        d = m.mnt / "docs"
+        d.mkdir()
+        pdf = docgen.pdf([["Revenue rose sharply", "flamingo"]])
+        xlsx = docgen.xlsx({"Sales": [["Region", "Revenue"], ["East", 42]]})
+        (d / "q4.pdf").write_bytes(pdf)
+        (d / "sales.xlsx").write_bytes(xlsx)
+        (d / "plain.txt").write_text("no revenue here? yes revenue\n")
+        names = sorted(os.listdir(d))
+        assert names == ["plain.txt", "q4.pdf", "sales.xlsx"]          # no .txt/.md views
+        assert "flamingo" in (d / "q4.pdf").read_text()
+        r = run(["grep", "-r", "-l", "-i", "revenue", str(d)])
+        assert {Path(p).name for p in r.stdout.split()} == {"q4.pdf", "sales.xlsx", "plain.txt"}
+        # /.raw/ is listable and gives the original bytes; it stays out of the root listing
+        assert ".raw" not in os.listdir(m.mnt)
+        assert sorted(os.listdir(m.mnt / ".raw/docs")) == names
+        assert (m.mnt / ".raw/docs/q4.pdf").read_bytes() == pdf
+        r = run(["sha256sum", str(m.mnt / ".raw/docs/sales.xlsx")])
+        assert r.stdout.split()[0] == hashlib.sha256(xlsx).hexdigest()
+        # the parsed names are read-only; the choice shows in /.nexus/config/
+        r = run(f"echo x > {d}/q4.pdf", check=False)
+        assert r.returncode != 0 and "Read-only" in r.stderr
+        assert (m.mnt / ".nexus/config/auto_parse").read_text() == "on\n"
+        assert (m.mnt / ".nexus/config/views_mode").read_text() == "smart\n"
+    finally:
+        m.finish()
+
+
+@pytest.mark.parametrize("mode", ["text", "binary"])
+def test_view_modes(fuse_base, mode):
+    from fusehelp import NEXUS, Mount
+    m = Mount(fuse_base, f"mode-{mode}")
+    r = run([NEXUS, "mount", str(m.mnt), "--data-dir", str(m.data), "--mode", mode], check=False)
+    assert r.returncode == 0, r.stderr
+    try:
+        (m.mnt / "blob.bin").write_bytes(bytes(range(256)) * 64 + os.urandom(4096))
+        (m.mnt / "q.pdf").write_bytes(docgen.pdf([["mode words"]]))
+        (m.mnt / "code.py").write_text("print('text files never get views')\n")
+        names = set(os.listdir(m.mnt))
+        if mode == "text":
+            assert {"blob.bin.txt", "blob.bin.md", "q.pdf.txt", "q.pdf.md"} <= names
+            assert (m.mnt / "blob.bin.txt").read_text().strip()      # says what the data is
+        else:
+            assert names == {"blob.bin", "q.pdf", "code.py"}
+        assert "code.py.txt" not in names
+        assert (m.mnt / ".nexus/config/views_mode").read_text() == mode + "\n"
+    finally:
+        m.finish()
