@@ -417,6 +417,8 @@ def _serve_store(cfg: Config, overrides: dict, mountpoint: str, fuse_opts: set[s
         trio.run(daemon.serve, ready_w)
     finally:
         reg.unlink(missing_ok=True)
+        if daemon.utab_entry:
+            _unregister_for_umount(mountpoint)
     return 1 if daemon.failed else 0
 
 
@@ -448,19 +450,37 @@ def _utab_has(mountpoint: str) -> bool:
         return False
 
 
-def _register_for_umount(source: str, mountpoint: str) -> None:
+def _register_for_umount(source: str, mountpoint: str) -> bool:
     """Make `umount MOUNTPOINT` run daemon/umount.fuse.nexusfs (which waits for the flush):
     umount(8) looks for a helper only for mounts it has a userspace entry for, so one is added
     (`mount --fake`, which performs no mount). Root only, and only when the helper is
-    installed; best effort."""
+    installed; best effort. True when an entry was added."""
     if os.geteuid() != 0 or not any(os.path.exists(h) for h in UMOUNT_HELPERS):
-        return
+        return False
     if _utab_has(mountpoint) or shutil.which("mount") is None:
-        return
+        return False
     r = subprocess.run(["mount", "--fake", "--internal-only", "-t", "fuse.nexusfs", "-o",
                         "x-nexusfs", source, mountpoint], capture_output=True, text=True)
     if r.returncode != 0:
         log.debug("no utab entry for %s: %s", mountpoint, r.stderr.strip())
+    return r.returncode == 0
+
+
+def _mounted(mountpoint: str) -> bool:
+    """Is ``mountpoint`` in this namespace's mount table (without touching it)?"""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                              line.split()[4]) == mountpoint for line in f)
+    except OSError:
+        return False
+
+
+def _unregister_for_umount(mountpoint: str) -> None:
+    """Drop the userspace entry once the mount is gone (umount(8) drops it itself; an unmount
+    by other means, `nexus unmount` or a signal, would leave it behind)."""
+    if _utab_has(mountpoint) and not _mounted(mountpoint):
+        subprocess.run(["umount", "--fake", "--internal-only", mountpoint], capture_output=True)
 
 
 def _process_started() -> float:
@@ -493,6 +513,7 @@ class Daemon:
         self.closing = False
         self.failed: str | None = None
         self.ready = False
+        self.utab_entry = False
         self.loop_running = False
         self._init_seen: trio.Event | None = None
         self._stop_done: trio.Event | None = None      # set when a signalled stop has run
@@ -567,8 +588,8 @@ class Daemon:
             fuse_ops.terminate()
             return
         await trio.to_thread.run_sync(_raise_readahead, self.mountpoint, self.cfg.readahead_kb)
-        await trio.to_thread.run_sync(_register_for_umount, str(self.cfg.data_dir),
-                                      self.mountpoint)
+        self.utab_entry = await trio.to_thread.run_sync(
+            _register_for_umount, str(self.cfg.data_dir), self.mountpoint)
         self.ready = True
         if ready_w is not None:
             os.write(ready_w, b"ok")

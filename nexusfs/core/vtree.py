@@ -97,22 +97,29 @@ class VirtualTree:
             self.ids.pop(key, None)
 
     # -- document views (NAME.txt / NAME.md beside a document) ---------------------------------
-    def view_vino(self, doc: int, suffix: str) -> int:
+    def view_vino(self, doc: int, suffix: str, etag: bytes | None = None,
+                  known: bool = False) -> int:
         """A view's inode number. It changes once the view is parsed (and with every new
         content): under the write-back cache the kernel keeps the size it first saw for an
         inode, so a view whose size became known must come back as a new inode."""
-        return self._vino(("view", doc, suffix, self.fs.docs.parsed_etag(doc)))
+        if not known:
+            etag = self.fs.docs.parsed_etag(doc)
+        return self._vino(("view", doc, suffix, etag))
 
-    def auto_vino(self, doc: int) -> int:
+    def auto_vino(self, doc: int, etag: bytes | None = None, known: bool = False) -> int:
         """In auto-parse mode a document's own name shows its text view."""
-        return self._vino(("auto", doc, self.fs.docs.parsed_etag(doc)))
+        if not known:
+            etag = self.fs.docs.parsed_etag(doc)
+        return self._vino(("auto", doc, etag))
 
     def view_attr(self, doc: int, suffix: str, auto: bool = False) -> Attr:
         """A view's attributes: its document's owner, times and read permissions (a view
         never reveals what its document would not), the parsed size once known."""
         a = self.fs._attr(doc)
-        size = self.fs.docs.cached_length(doc, suffix)
-        vino = self.auto_vino(doc) if auto else self.view_vino(doc, suffix)
+        etag, text_len, md_len = self.fs.docs.state(doc)
+        size = text_len if suffix == ".txt" else md_len
+        vino = (self.auto_vino(doc, etag, True) if auto else
+                self.view_vino(doc, suffix, etag, True))
         return Attr(vino, st.S_IFREG | (a.mode & 0o444), 1, a.uid, a.gid,
                     0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
                     volatile=True)

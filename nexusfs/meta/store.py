@@ -424,6 +424,12 @@ class MetaStore:
                                 (key,)).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
+    def view_lengths(self, key: bytes) -> tuple[int, int] | None:
+        """(bytes of .txt, bytes of .md) of a cached view, without reading the view itself."""
+        row = self.conn.execute("SELECT text_len, md_len FROM view_cache WHERE key=?",
+                                (key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def cache_view(self, key: bytes, data: bytes, text_len: int, md_len: int, now: int) -> None:
         self._w().execute("INSERT OR REPLACE INTO view_cache (key, data, text_len, md_len,"
                           " created_ns) VALUES (?,?,?,?,?)", (key, data, text_len, md_len, now))

@@ -81,6 +81,9 @@ def test_mount_t_fuse_nexusfs_and_umount_waits_for_the_flush(helpers, new_mount)
     for name, digest in digests.items():
         assert sha256_file(m.mnt / name) == digest
     assert (m.mnt / "first").read_text() == "at once\n"
+    assert utab_has(m.mnt)                             # `nexus mount` registers it too
+    m.unmount()                                        # and the daemon drops it at exit
+    assert not utab_has(m.mnt)
 
 
 def test_mount_failures_print_why(helpers, new_mount, tmp_path):
