@@ -84,6 +84,8 @@ class DocViews:
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         if ext in EXT_KINDS:
             return True
+        if not ext and head.lstrip()[:1] == b"<":       # extensionless HTML
+            return True
         return self.mode == "text" and b"\0" in head[:8192]
 
     def start_pool(self) -> None:

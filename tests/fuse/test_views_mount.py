@@ -166,3 +166,18 @@ def test_view_modes(fuse_base, mode):
         assert (m.mnt / ".nexus/config/views_mode").read_text() == mode + "\n"
     finally:
         m.finish()
+
+
+def test_broken_documents_explain_themselves_and_harm_nothing(mount):
+    d = mount.mnt / "broken"
+    d.mkdir()
+    good = docgen.pdf([["still fine gannet"]])
+    (d / "truncated.pdf").write_bytes(good[: len(good) // 2])
+    (d / "lying.xlsx").write_bytes(b"%PDF-1.7 not really anything\n" + os.urandom(2000))
+    (d / "bomb.docx").write_bytes(docgen.zip_bomb_docx(1 << 30))
+    (d / "good.pdf").write_bytes(good)
+    for name in ("truncated.pdf", "lying.xlsx", "bomb.docx"):
+        text = (d / (name + ".txt")).read_text()
+        assert text.strip() and len(text.strip().splitlines()) <= 3, (name, text)
+    assert "gannet" in (d / "good.pdf.txt").read_text()
+    assert (d / "good.pdf").read_bytes() == good
