@@ -4,6 +4,7 @@ Errors are printed as one line on stderr ("nexus: ..."), never as a traceback.
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -109,6 +110,13 @@ def mount(mountpoint, data_dir, options, foreground, log_level, metrics, mode, a
     if code:
         _fail(f"the daemon serving {mountpoint} stopped with an error; see "
               f"{'the log above' if foreground else str(cfg.data_dir) + '/nexusfs.log'}")
+    if not foreground:
+        # the mount answers: return at once (tearing the interpreter down costs a tenth of a
+        # second that `mount`, fstab and scripts would wait for)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     sys.exit(0)
 
 

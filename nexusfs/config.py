@@ -186,7 +186,7 @@ def _check(cfg: Config, where: dict[str, str]) -> None:
     for name in ("chunk_min", "pack_max", "commit_interval", "retain_ops", "xattr_name_max"):
         if getattr(cfg, name) <= 0:
             fail(name, f"must be greater than 0 (it is {getattr(cfg, name)})")
-    from pyfastcdc.cy import FastCDC           # the chunker knows which geometries it takes
+    from pyfastcdc.cy import FastCDC  # the chunker knows which geometries it takes
     try:
         FastCDC(avg_size=cfg.chunk_avg, min_size=cfg.chunk_min, max_size=cfg.chunk_max)
     except (ValueError, OverflowError) as e:

@@ -173,7 +173,7 @@ def exposition(figures: dict, op_snapshot: dict[str, dict]) -> str:
     for op in ops:
         o, lab = op_snapshot[op], _label(op)
         cumulative = 0
-        for bound, n in zip(LATENCY_BOUNDS + (math.inf,), o["buckets"]):
+        for bound, n in zip(LATENCY_BOUNDS + (math.inf,), o["buckets"], strict=True):
             cumulative += n
             le = "+Inf" if bound == math.inf else repr(bound)
             lines.append(f'nexusfs_fuse_request_duration_seconds_bucket{{op="{lab}",le="{le}"}} '

@@ -16,9 +16,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Union
 
 import apsw
 
@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 
 # version -> how to upgrade a store from version-1 to version: SQL (any number of statements)
 # or a function taking the connection. Version 1 is the first release: nothing migrates to it.
-MIGRATIONS: dict[int, Union[str, Callable[[apsw.Connection], None]]] = {}
+MIGRATIONS: dict[int, str | Callable[[apsw.Connection], None]] = {}
 
 
 class StoreError(Exception):

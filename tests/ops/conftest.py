@@ -24,9 +24,7 @@ for d in (FUSE_TESTS, OPS_TESTS):
     if d not in sys.path:
         sys.path.insert(0, d)
 
-from fusehelp import (Mount, active_mounts, fuse_unavailable, mounted_paths,  # noqa: E402
-                      skip_or_fail)
-
+from fusehelp import Mount, active_mounts, fuse_unavailable, mounted_paths, skip_or_fail  # noqa: E402
 from opshelp import nexus_env  # noqa: E402,F401
 
 

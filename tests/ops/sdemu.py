@@ -146,7 +146,7 @@ class Service:
         or when the main process exits without sending it."""
         deadline = time.monotonic() + timeout
         while True:
-            for _, pid, fields, _ in self.messages[since:]:
+            for _, _, fields, _ in self.messages[since:]:
                 if key in fields:
                     return fields
             left = deadline - time.monotonic()

@@ -6,8 +6,9 @@ at that moment: mid-write, mid-commit, mid-fsync or idle. The load writes small 
 files (some big enough to be stored while still being written), appends to a log file,
 renames, truncates, unlinks and makes directories; after each fsync returns it records what
 the file then held in a journal outside the mount (itself fsynced). After every kill the store
-must pass fsck as it lies (no repair), the remount must succeed, and everything fsynced in
-that round must read back intact (and still be there, by size, for earlier rounds); at the end
+must pass fsck as it lies (no repair), the remount must succeed, everything fsynced in that
+round must read back intact (and still be there, by size, for earlier rounds), and fsck
+must pass again on the recovered store (references; chunk data too every fifth round); at the end
 every fsynced byte of all rounds is compared, and the fixture's unmount and full fsck close.
 
 (tests/fuse/test_crash.py is the single long round; this is the repeated short one.)
@@ -154,6 +155,8 @@ def test_kill_9_under_load_20_rounds(new_mount, tmp_path):
         bad = [b for e in entries if (b := intact(*e, full=True))]
         bad += [b for e in vouched if (b := intact(*e, full=False))]
         assert not bad, f"round {n}: {len(bad)} fsynced files damaged: {bad[:5]}"
+        problems = check(cfg, verify_data=False)          # and as the remount recovered it
+        assert not problems, f"round {n}: fsck after the remount: {problems[:10]}"
         vouched += entries              # nothing the load vouched for is touched again
         timings.append((len(entries), out.strip().split(":")[0], time.monotonic() - t0))
 

@@ -65,7 +65,7 @@ def test_stats_cli_and_prometheus_show_the_same_figures(new_mount):
                 "compression_saved_bytes", "chunk_cache_hit_ratio", "ops_total",
                 "op.write.count", "op.write.avg_us", "op.read.max_us", "op.lookup.errors"):
         assert key in live, (key, live)
-    assert int(live["files"]) == 3 and int(live["dedup_saved_bytes"]) >= 5 * MiB - 65536
+    assert int(live["files"]) == 3 and int(live["dedup_saved_bytes"]) >= 4 * MiB
     assert int(live["compression_saved_bytes"]) > 500_000
     assert float(live["op.write.avg_us"]) > 0 and int(live["op.write.count"]) > 0
 

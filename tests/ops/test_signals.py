@@ -95,7 +95,7 @@ def test_sigint_in_the_foreground(new_mount):
         wait_for(lambda: m.is_mounted() or p.poll() is not None, 20, "the mount")
         (m.mnt / "f").write_bytes(b"x" * 300_000)
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        _, err = p.communicate(timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
