@@ -32,7 +32,7 @@ LATENCY_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 
 # figures that only grow: Prometheus counters (``_total``); every other number is a gauge
 COUNTERS = {"bytes_written", "bytes_deduplicated", "chunk_cache_hits", "chunk_cache_misses",
-            "ops_total", "ops_failed"}
+            "ops_total", "ops_failed", "parses", "view_cache_hits"}
 
 HELP = {
     "files": "Regular files in the live tree.",
@@ -48,6 +48,9 @@ HELP = {
     "chunks": "Distinct chunks in the store.",
     "packs": "Pack files.",
     "dirty_bytes": "Bytes written but not yet committed to the store.",
+    "parse_queue": "Documents being parsed for their views now.",
+    "parses": "Documents parsed for views since the mount.",
+    "view_cache_hits": "View reads served from the view cache.",
     "dirty_files": "Files with uncommitted writes.",
     "open_files": "Open file handles.",
     "last_seq": "Sequence number of the last logged operation.",

@@ -326,7 +326,9 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
                   "chunk_cache_misses": self.content.cache.misses,
                   "packs": len(self.packs.packs()), "pack_bytes": self.packs.total_bytes(),
                   "bytes_written": self.content.bytes_written,
-                  "bytes_deduplicated": self.content.bytes_deduplicated})
+                  "bytes_deduplicated": self.content.bytes_deduplicated,
+                  "parse_queue": len(self.docs._parsing), "parses": self.docs.parses,
+                  "view_cache_hits": self.docs.cache_hits})
         for source in self.stats_sources:
             s.update(source(s))
         return s
