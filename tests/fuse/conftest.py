@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,25 +25,16 @@ import pytest
 if os.path.dirname(__file__) not in sys.path:
     sys.path.insert(0, os.path.dirname(__file__))
 
-from fusehelp import (TEST_USER, Mount, active_mounts, fuse_unavailable,  # noqa: E402
-                      mounted_paths, require_tools, skip_or_fail)
+from fusehelp import (TEST_USER, Mount, active_mounts, scratch_base,  # noqa: E402
+                      require_tools, skip_or_fail)
 
 
 # -- fixtures -------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def fuse_base():
     """A world-traversable temporary directory holding every mount of the session."""
-    reason = fuse_unavailable()
-    if reason:
-        skip_or_fail(reason)
-    base = Path(tempfile.mkdtemp(prefix="nexusfs-fuse-", dir=os.environ.get("NEXUS_FUSE_TMP")))
-    os.chmod(base, 0o755)
-    yield base
-    left = [p for p in mounted_paths() if p.startswith(str(base) + "/")]
-    for p in left:                      # never rmtree through a live mount
-        subprocess.run(["fusermount3", "-u", "-z", p], capture_output=True)
-    if not left:
-        shutil.rmtree(base, ignore_errors=True)
+    with scratch_base("nexusfs-fuse-") as base:
+        yield base
 
 
 _counter = iter(range(1, 1 << 30))

@@ -13,7 +13,9 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -248,3 +250,22 @@ def snapshot(root: Path, *, atime: bool = False) -> dict:
                 entry["xattrs"] = {n: os.getxattr(p, n) for n in sorted(os.listxattr(p))}
             out[os.path.relpath(p, root)] = entry
     return out
+
+
+@contextmanager
+def scratch_base(prefix: str):
+    """A world-traversable temporary directory for stores and mount points (the unprivileged
+    test user must reach into it); removed afterwards unless a mount is still live in it."""
+    reason = fuse_unavailable()
+    if reason:
+        skip_or_fail(reason)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("NEXUS_FUSE_TMP")))
+    os.chmod(base, 0o755)
+    try:
+        yield base
+    finally:
+        left = [p for p in mounted_paths() if p.startswith(str(base) + "/")]
+        for p in left:                  # never rmtree through a live mount
+            subprocess.run(["fusermount3", "-u", "-z", p], capture_output=True)
+        if not left:
+            shutil.rmtree(base, ignore_errors=True)

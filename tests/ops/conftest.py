@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -24,24 +20,15 @@ for d in (FUSE_TESTS, OPS_TESTS):
     if d not in sys.path:
         sys.path.insert(0, d)
 
-from fusehelp import Mount, active_mounts, fuse_unavailable, mounted_paths, skip_or_fail  # noqa: E402
+from fusehelp import (Mount, active_mounts, scratch_base)
 from opshelp import nexus_env  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
 def ops_base():
     """A world-traversable temporary directory holding every store and mount of the tier."""
-    reason = fuse_unavailable()
-    if reason:
-        skip_or_fail(reason)
-    base = Path(tempfile.mkdtemp(prefix="nexusfs-ops-", dir=os.environ.get("NEXUS_FUSE_TMP")))
-    os.chmod(base, 0o755)
-    yield base
-    left = [p for p in mounted_paths() if p.startswith(str(base) + "/")]
-    for p in left:                      # never rmtree through a live mount
-        subprocess.run(["fusermount3", "-u", "-z", p], capture_output=True)
-    if not left:
-        shutil.rmtree(base, ignore_errors=True)
+    with scratch_base("nexusfs-ops-") as base:
+        yield base
 
 
 _counter = iter(range(1, 1 << 30))
