@@ -97,19 +97,17 @@ def derived(s: dict) -> dict:
     return out
 
 
-def daemon_figures(cfg: Config, conn, s: dict, op_snapshot: dict, started: float,
+def daemon_figures(cfg: Config, s: dict, op_snapshot: dict, started: float,
                    mountpoint: str) -> dict:
-    """What a daemon adds to ``FileSystem.stats()`` (``s``): the offline figures it lacks
-    (files, directories, holes, pack file bytes: through the daemon's connection ``conn``, so
-    they count what the batch has not committed yet, like ``s``), savings, the cache hit
-    ratio, and the FUSE requests."""
+    """What a daemon adds to ``FileSystem.stats()`` (``s``, which already holds the space
+    figures, uncommitted work included): the names the offline figures use for them, savings,
+    the cache hit ratio, and the FUSE requests."""
     out: dict = {}
-    try:
-        for key, value in store_stats(cfg, conn).items():
-            if key not in s:
-                out[key] = value
-    except Exception as e:          # a figure source must never break /.nexus/stats
-        log.debug("store figures unavailable: %s", e)
+    if "referenced_bytes" in s and "logical_bytes" in s:
+        out["data_bytes"] = s["referenced_bytes"]
+        out["holes_bytes"] = s["logical_bytes"] - s["referenced_bytes"]
+    if "pack_bytes" in s:
+        out["pack_file_bytes"] = s["pack_bytes"]
     out.update(derived({**s, **out}))
     out["chunk_cache_limit_bytes"] = cfg.chunk_cache_bytes
     out["uptime_seconds"] = round(time.time() - started, 1)

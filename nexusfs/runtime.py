@@ -520,7 +520,7 @@ class Daemon:
         fs.stats_sources.append(self._figures)
 
     def _figures(self, s: dict) -> dict:
-        return metrics.daemon_figures(self.fs.cfg, self.fs.meta.conn, s,
+        return metrics.daemon_figures(self.fs.cfg, s,
                                       self.ops.op_stats.snapshot(),
                                       self.started, self.mountpoint)
 

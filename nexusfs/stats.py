@@ -5,6 +5,7 @@ from __future__ import annotations
 import apsw
 
 from .config import Config
+from .meta.store import space_figures
 
 
 def store_stats(cfg: Config, conn: apsw.Connection | None = None) -> dict:
@@ -13,20 +14,16 @@ def store_stats(cfg: Config, conn: apsw.Connection | None = None) -> dict:
         conn = apsw.Connection(str(cfg.db_path), flags=apsw.SQLITE_OPEN_READONLY)
         conn.setbusytimeout(5000)
     try:
-        q = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
-        files = q("SELECT count(*) FROM inodes WHERE (mode & 61440)=32768")[0]
-        dirs = q("SELECT count(*) FROM inodes WHERE (mode & 61440)=16384")[0]
-        logical = int(q("SELECT total(size) FROM inodes WHERE (mode & 61440)=32768")[0])
-        referenced = int(q("SELECT total(length) FROM extents WHERE seq_to IS NULL")[0])
-        unique, stored, chunks = q("SELECT total(raw_len), total(stored_len), count(*) FROM chunks")
+        s = space_figures(conn)
     finally:
         if own:
             conn.close()
     packs = sum(p.stat().st_size for p in cfg.pack_dir.glob("*.pack")) if cfg.pack_dir.is_dir() else 0
-    unique, stored = int(unique), int(stored)
+    logical, referenced = s["logical_bytes"], s["referenced_bytes"]
+    unique, stored, chunks = s["unique_bytes"], s["stored_bytes"], s["chunks"]
     return {
-        "files": files,
-        "directories": dirs,
+        "files": s["files"],
+        "directories": s["directories"],
         "logical_bytes": logical,
         "data_bytes": referenced,
         "unique_bytes": unique,

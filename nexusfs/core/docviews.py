@@ -181,6 +181,11 @@ class DocViews:
             self.fs.invalidate((), {(found[0], found[1] + s.encode()) for s in views.VIEW_SUFFIXES})
             await self.fs.settle_kernel()
 
+    @property
+    def queue(self) -> int:
+        """Documents being parsed right now."""
+        return len(self._parsing)
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()

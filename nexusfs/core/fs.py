@@ -28,7 +28,7 @@ from cachetools import LRUCache
 from ..chunks.packs import PackStore
 from ..config import Config
 from ..meta import db
-from ..meta.store import MetaStore
+from ..meta.store import MetaStore, space_figures
 from ..meta.timetravel import TimeTravel
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
 from .buffers import DirtyFile
@@ -319,7 +319,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             raise FsError(errno.EIO) from e
 
     def stats(self) -> dict:
-        s = self.meta.space_stats()
+        s = space_figures(self.meta.conn)
         s.update({"last_seq": self.meta.last_seq, "dirty_files": len(self.dirty),
                   "dirty_bytes": sum(df.dirty_bytes() for df in self.dirty.values()),
                   "open_files": len(self.handles), "chunk_cache_hits": self.content.cache.hits,
@@ -327,7 +327,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
                   "packs": len(self.packs.packs()), "pack_bytes": self.packs.total_bytes(),
                   "bytes_written": self.content.bytes_written,
                   "bytes_deduplicated": self.content.bytes_deduplicated,
-                  "parse_queue": len(self.docs._parsing), "parses": self.docs.parses,
+                  "parse_queue": self.docs.queue, "parses": self.docs.parses,
                   "view_cache_hits": self.docs.cache_hits})
         for source in self.stats_sources:
             s.update(source(s))

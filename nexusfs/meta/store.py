@@ -14,6 +14,23 @@ from ..types import Attr, ChunkLoc, Extent
 _ATTR_COLS = "ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, generation"
 
 
+def space_figures(conn: apsw.Connection) -> dict:
+    """Counts and byte totals of a store (live tree and chunk index), on any connection: the
+    daemon's (uncommitted work included) or a read-only one (nexus stats, offline)."""
+    def one(sql, args=()):
+        return conn.execute(sql, args).fetchone()
+    reg, dirs, logical = one("SELECT count(*) FILTER (WHERE (mode & ?)=?), count(*) FILTER"
+                             " (WHERE (mode & ?)=?), total(size) FILTER (WHERE (mode & ?)=?)"
+                             " FROM inodes", (0o170000, 0o100000, 0o170000, 0o040000,
+                                              0o170000, 0o100000))
+    inodes = one("SELECT count(*) FROM inodes")[0]
+    referenced = one("SELECT total(length) FROM extents WHERE seq_to IS NULL")[0]
+    unique, stored, chunks = one("SELECT total(raw_len), total(stored_len), count(*) FROM chunks")
+    return {"inodes": inodes, "files": reg, "directories": dirs, "logical_bytes": int(logical),
+            "referenced_bytes": int(referenced), "unique_bytes": int(unique),
+            "stored_bytes": int(stored), "chunks": chunks}
+
+
 def _row_to_attr(row) -> Attr:
     return Attr(*row)
 
@@ -390,16 +407,9 @@ class MetaStore:
         self._w().executemany("DELETE FROM chunks WHERE id=?", [(i,) for i in ids])
 
     def space_stats(self) -> dict:
-        logical = self.conn.execute(
-            "SELECT total(size) FROM inodes WHERE (mode & ?)=?",  # SQL has no 0o literals
-            (0o170000, 0o100000)).fetchone()[0]
-        referenced = self.conn.execute(
-            "SELECT total(length) FROM extents WHERE seq_to IS NULL").fetchone()[0]
-        unique, stored, n = self.conn.execute(
-            "SELECT total(raw_len), total(stored_len), count(*) FROM chunks").fetchone()
-        files = self.conn.execute("SELECT count(*) FROM inodes").fetchone()[0]
-        return {"inodes": files, "logical_bytes": int(logical), "referenced_bytes": int(referenced),
-                "unique_bytes": int(unique), "stored_bytes": int(stored), "chunks": n}
+        s = space_figures(self.conn)
+        return {k: s[k] for k in ("inodes", "logical_bytes", "referenced_bytes", "unique_bytes",
+                                  "stored_bytes", "chunks")}
 
     # -- document views -----------------------------------------------------------------------
     def set_doc_kind(self, ino: int, kind: str | None, etag: bytes) -> None:
