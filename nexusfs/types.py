@@ -42,6 +42,7 @@ class Attr:
     ctime_ns: int
     generation: int = 0
     volatile: bool = False       # virtual, changing content: the kernel may cache it only briefly
+    uncached: bool = False       # the kernel must not cache it at all (checked per caller)
 
 
 @dataclass(frozen=True, slots=True)

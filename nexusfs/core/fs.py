@@ -32,6 +32,8 @@ from ..meta.store import MetaStore, space_figures
 from ..meta.timetravel import TimeTravel
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
 from .buffers import DirtyFile
+from .access import AccessControl
+from .accessview import AccessView
 from .content import ContentStore, CorruptChunk
 from .docviews import DocViews
 from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for callers)
@@ -72,6 +74,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._space_low = False
         self._space_near = False
         self.invalidate_hook = None      # set by the FUSE adapter: async (inodes, entries)
+        self.invalidate_attrs_hook = None   # set by the FUSE adapter: async (inodes)
         self.stats_sources: list = []    # (figures so far) -> more figures; the runtime adds its own
         self._stale: tuple[set, set] = (set(), set())
         self.meta: MetaStore
@@ -123,6 +126,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.docs = DocViews(self)
         self._recover()
         self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
+        self.access = AccessControl(self)
 
     def _recover(self) -> None:
         for leftover in self.cfg.spill_dir.iterdir():
@@ -219,6 +223,14 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             self.start_gc()
         if self.packs.close_retired():
             self._space_checked = 0.0         # space came back: look again
+        if self.access.tick(time.time_ns()):
+            await self.refresh_permissions()  # a grant expired: the kernel must re-read ACLs
+
+    async def refresh_permissions(self) -> None:
+        """Make the kernel re-read the attributes and ACLs of every inode it holds (after a
+        grant changed or expired): only attributes, cached pages stay."""
+        if self.invalidate_attrs_hook is not None:
+            await self.invalidate_attrs_hook(list(self.lookups))
 
     # -- attributes ---------------------------------------------------------------------------
     def _attr(self, ino: int) -> Attr:
@@ -421,6 +433,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         now = now_ns()
         cols: dict = {}
         if mode is not None:
+            if self.access.active and self.access.stored(ino) is None:
+                shown = self.access.shown(self.meta.get_attr(ino)).mode
+                if (mode & 0o070) == (shown & 0o070):
+                    # chmod of what stat showed (the grants' widened mask): the owning
+                    # group keeps its own bits, as on Linux, where chmod moves only the mask
+                    mode = (mode & ~0o070) | (attr.mode & 0o070)
             cols["mode"] = st.S_IFMT(attr.mode) | (mode & 0o7777)
         if (uid is not None and uid != attr.uid) or (gid is not None and gid != attr.gid):
             if not st.S_ISDIR(attr.mode) and mode is None:
@@ -449,6 +467,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         cols["ctime_ns"] = ctime_ns if ctime_ns is not None else now
         self.meta.seq = seq
         self.meta.update_attr(ino, **cols)
+        if "mode" in cols or "uid" in cols or "gid" in cols:
+            self.access.on_chmod(ino, cols.get("mode", attr.mode))
         df = self.dirty.get(ino)
         if df is not None and mtime_ns is not None:
             df.mtime_ns = None                # an explicit time wins over the buffered writes'
@@ -492,7 +512,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
 
     def forget_paths(self) -> None:
         self._dir_paths.clear()
+        self.access.changed()                 # a directory moved: grants above things changed
 
 
-class FileSystem(VirtualRouting, RealFS):
+class FileSystem(AccessView, VirtualRouting, RealFS):
     """The filesystem the FUSE adapter and the tests drive: the real tree plus /.nexus/."""
