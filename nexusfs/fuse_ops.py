@@ -133,7 +133,8 @@ class Operations(pyfuse3.Operations):
         self.op_stats = OpStats()
         self.on_init = None              # called when the kernel's INIT request is handled
         fs.invalidate_hook = self._invalidate
-        fs.invalidate_attrs_hook = self._invalidate_attrs
+        # (grants changed: attributes and ACLs only, cached pages stay)
+        fs.invalidate_attrs_hook = lambda inodes: self._invalidate(inodes, (), attr_only=True)
 
     def init(self) -> None:
         """pyfuse3 calls this (on the trio thread) while it handles the kernel's INIT request:
@@ -144,7 +145,7 @@ class Operations(pyfuse3.Operations):
             except Exception:
                 log.exception("INIT hook failed")
 
-    async def _invalidate(self, inodes: set[int], entries: set[tuple[int, bytes]]) -> None:
+    async def _invalidate(self, inodes, entries, attr_only: bool = False) -> None:
         """Drop the kernel's cached entries, attributes and pages of what changed behind its
         back. Never from the trio thread (the kernel may wait for a request we would then not
         answer): from a worker thread, while the loop keeps serving."""
@@ -158,20 +159,7 @@ class Operations(pyfuse3.Operations):
                     pass
             for ino in inodes:
                 try:
-                    pyfuse3.invalidate_inode(ino)
-                except OSError:
-                    pass
-
-        await trio.to_thread.run_sync(work)
-
-    async def _invalidate_attrs(self, inodes: list[int]) -> None:
-        """Drop the kernel's cached attributes and ACLs (not pages) of these inodes."""
-        import trio
-
-        def work():
-            for ino in inodes:
-                try:
-                    pyfuse3.invalidate_inode(ino, attr_only=True)
+                    pyfuse3.invalidate_inode(ino, attr_only=attr_only)
                 except OSError:
                     pass
 

@@ -183,7 +183,8 @@ class Graph:
         return out
 
     def cycles(self) -> list[list[str]]:
-        """Membership cycles among teams: each group of teams that reach one another
+        """Membership cycles among teams (for diagnostics; expand() never needs it): each
+        group of teams that reach one another
         (a strongly connected component, Kosaraju's algorithm, iterative and linear), as a
         list of names closed by its first (["a", "b", "a"])."""
         edges: dict[str, set[str]] = {}

@@ -4,8 +4,8 @@ may change what. Stateless; see commands.py for the concurrency rules.
 """
 from __future__ import annotations
 
-from .commands import Reply, _lines, command, store_path
 from ..core.grants import GrantOps
+from .commands import Reply, _lines, command, store_path
 
 
 def _obj(a, key: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import grp
+import os
 import pwd
 import stat as st
 import time
@@ -49,13 +50,18 @@ def gids_of(caller: Caller) -> frozenset[int]:
     return frozenset((caller.gid, *caller.groups))
 
 
+def names(subj: R.Subject, uid: int, gids: frozenset[int]) -> bool:
+    """Is a caller with ``uid`` and ``gids`` the user or in the Unix group ``subj`` names?"""
+    return (subj.kind == "user" and subj.id == uid) or (subj.kind == "group" and subj.id in gids)
+
+
 def unix_groups_of(uid: int) -> tuple[int, frozenset[int]]:
     """(primary gid, every gid) of a user from the system databases (for `rebac check`)."""
     try:
         pw = pwd.getpwuid(uid)
     except KeyError:
         return uid, frozenset()
-    return pw.pw_gid, frozenset(__import__("os").getgrouplist(pw.pw_name, pw.pw_gid))
+    return pw.pw_gid, frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid))
 
 
 class AccessControl:
@@ -103,22 +109,6 @@ class AccessControl:
         return False
 
     # -- what grants reach an inode -----------------------------------------------------------
-    def _ancestry(self, ino: int) -> list[int]:
-        """``ino`` and every directory above it, through every link (a grant on any directory
-        a name of the inode lives in covers it)."""
-        out, todo, seen = [], [ino], set()
-        while todo:
-            i = todo.pop()
-            if i in seen:
-                continue
-            seen.add(i)
-            out.append(i)
-            if i == ROOT_INO:
-                continue
-            for parent, _name in self.meta.names(i):
-                todo.append(parent)
-        return out
-
     def derived(self, ino: int, attr: Attr) -> dict[tuple[int, int], tuple[int, list]]:
         """{(USER|GROUP, id): (perm bits, [(tuple, member-of chain)])} the live grants give on
         ``ino``. Empty when no grant reaches it."""
@@ -129,7 +119,7 @@ class AccessControl:
             return hit
         out: dict[tuple[int, int], tuple[int, list]] = {}
         is_dir = st.S_ISDIR(attr.mode)
-        for t, subj, chain in self._reaching(ino):
+        for t, subj, chain in self.reaching(ino):
             bits = R.perms(t.relation, is_dir, attr.mode)
             key = (A.USER if subj.kind == "user" else A.GROUP, int(subj.id))
             old = out.get(key)
@@ -137,20 +127,20 @@ class AccessControl:
         self._derived[ino] = out
         return out
 
-    def _reaching(self, ino: int, depth: int = 0) -> tuple:
+    def reaching(self, ino: int, depth: int = 0) -> tuple:
         """(tuple, subject, chain) of every live grant on ``ino`` or above it; cached per
         inode, so a directory's answer serves all its children."""
         hit = self._reach.get(ino)
         if hit is not None:
             return hit
-        out = [(t, subj, chain) for t in self.by_obj.get(ino, ()) for subj, chain in self._subjects(t)]
+        out = [(t, subj, chain) for t in self.by_obj.get(ino, ()) for subj, chain in self.subjects(t)]
         if ino != ROOT_INO and depth < 4096:
             for parent, _name in self.meta.names(ino):
-                out.extend(self._reaching(parent, depth + 1))
+                out.extend(self.reaching(parent, depth + 1))
         hit = self._reach[ino] = tuple(out)
         return hit
 
-    def _subjects(self, t: R.Tuple):
+    def subjects(self, t: R.Tuple):
         if t.subject.kind == "team":
             return self.graph.expand(t.subject.id)
         return [(t.subject, [])]
@@ -233,15 +223,8 @@ class AccessControl:
         if attr.uid == caller.uid:
             return True
         gids = gids_of(caller)
-        for a in self._ancestry(ino):
-            for t in self.by_obj.get(a, ()):
-                if t.relation != "owner-of":
-                    continue
-                for subj, _chain in self._subjects(t):
-                    if (subj.kind == "user" and subj.id == caller.uid) or (
-                            subj.kind == "group" and subj.id in gids):
-                        return True
-        return False
+        return any(t.relation == "owner-of" and names(subj, caller.uid, gids)
+                   for t, subj, _chain in self.reaching(ino))
 
     # -- ACL xattrs (getfacl / setfacl) -------------------------------------------------------
     def get_xattr(self, ino: int, name: bytes) -> bytes:

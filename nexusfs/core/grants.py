@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import errno
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from ..access import acl as A
 from ..access import rebac as R
 from ..history.paths import resolve_live
 from ..types import ROOT_INO, Caller, FsError
-from .access import gids_of, unix_groups_of
+from .access import gids_of, names, unix_groups_of
 
 
 def parse_expiry(text: str | None, now_ns: int) -> int | None:
@@ -30,7 +30,7 @@ def parse_expiry(text: str | None, now_ns: int) -> int | None:
         raise FsError(errno.EINVAL, f"expiry {text!r}: use ISO 8601, e.g. 2026-12-31T23:59:59Z") \
             from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     ns = int(t.timestamp() * 1_000_000_000)
     if ns <= now_ns:
         raise FsError(errno.EINVAL, f"expiry {text} is in the past")
@@ -40,7 +40,7 @@ def parse_expiry(text: str | None, now_ns: int) -> int | None:
 def iso(ns: int | None) -> str | None:
     if ns is None:
         return None
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class GrantOps:
@@ -70,15 +70,11 @@ class GrantOps:
             return True
         if kind == "ino":
             return self.ac.owns(caller, obj)
-        gids = gids_of(caller)
-        owners = [t for t in self.ac.tuples if t.obj_kind == "team" and t.obj == obj
-                  and t.relation == "owner-of" and t.live(time.time_ns())]
-        for t in owners:
-            for subj, _ in ([(t.subject, [])] if t.subject.kind != "team"
-                            else self.ac.graph.expand(t.subject.id)):
-                if (subj.kind == "user" and subj.id == caller.uid) or (
-                        subj.kind == "group" and subj.id in gids):
-                    return True
+        gids, now = gids_of(caller), time.time_ns()
+        if any(t.obj_kind == "team" and t.obj == obj and t.relation == "owner-of" and t.live(now)
+               and any(names(subj, caller.uid, gids) for subj, _ in self.ac.subjects(t))
+               for t in self.ac.tuples):
+            return True
         return not self._team_exists(obj)
 
     def _team_exists(self, name: str) -> bool:
@@ -120,7 +116,7 @@ class GrantOps:
             if not (subject and relation and obj):
                 raise FsError(errno.EINVAL, "name the grant: its number, or SUBJECT RELATION OBJECT")
             subj = R.parse_subject(subject)
-            kind, target, shown = self._object(obj)
+            kind, target, _ = self._object(obj)
             chosen = [t for t in self.ac.tuples if t.subject == subj and t.relation == relation
                       and t.obj_kind == kind and str(t.obj) == str(target)]
             if not chosen:
@@ -186,11 +182,11 @@ class GrantOps:
             return "root"
         bits = "".join(c for c, b in (("r", 4), ("w", 2), ("x", 1)) if want & b)
         if uid == attr.uid:
-            return f"owner; the mode gives the owner {A.Entry(A.OTHER, (attr.mode >> 6) & 7).text()[-3:]}"
+            return f"owner; the mode gives the owner {_bits((attr.mode >> 6) & 7)}"
         stored = self.ac.stored(ino)
         for e in stored or ():
             if e.tag == A.USER and e.id == uid:
-                return (f"explicit ACL entry user:{R.user_name(uid)}:{e.text()[-3:]} decides "
+                return (f"explicit ACL entry user:{R.user_name(uid)}:{_bits(e.perm)} decides "
                         "(an explicit ACL entry comes before grants)")
         grants = self.ac.derived(ino, attr)
         mine = grants.get((A.USER, uid))
@@ -202,7 +198,7 @@ class GrantOps:
                         + "; ".join(self._via(t, c) for t, c in why))
         for e in stored or ():
             if e.tag == A.GROUP and e.id in gids:
-                return f"ACL entry group:{R.group_name(e.id)}:{e.text()[-3:]} (masked)"
+                return f"ACL entry group:{R.group_name(e.id)}:{_bits(e.perm)} (masked)"
         if attr.gid in gids:
             return f"member of the owning group {R.group_name(attr.gid)}: group bits " \
                    f"{_bits((attr.mode >> 3) & 7)}"
@@ -219,7 +215,7 @@ class GrantOps:
     def expand(self, relation: str, obj: str) -> list[dict]:
         """Who holds ``relation`` on the object (directly, through a directory above, through
         teams; higher relations include lower ones), with the tuples that give it."""
-        kind, target, shown = self._object(obj)
+        kind, target, _ = self._object(obj)
         if relation not in R.RELATIONS:
             R.check_relation(relation, kind == "team")
         out = []
@@ -231,14 +227,11 @@ class GrantOps:
         attr = self.fs.meta.get_attr(target)
         out.append({"subject": f"user:{R.user_name(attr.uid)}", "via": ["POSIX owner"]})
         need = R.RANK.get(relation, 0)
-        for a in self.ac._ancestry(target):
-            for t in self.ac.by_obj.get(a, ()):
-                if R.RANK.get(t.relation, 0) < need:
-                    continue
-                for subj, chain in self.ac._subjects(t):
-                    via = [f"#{c.id} {c.subject.show()} member-of team:{c.obj}" for c in chain]
-                    via.append(f"#{t.id} {t.subject.show()} {t.relation} {self._show_object(t)}")
-                    out.append({"subject": subj.show(), "via": via})
+        for t, subj, chain in self.ac.reaching(target):
+            if R.RANK.get(t.relation, 0) >= need:
+                via = [f"#{c.id} {c.subject.show()} member-of team:{c.obj}" for c in chain]
+                via.append(f"#{t.id} {t.subject.show()} {t.relation} {self._show_object(t)}")
+                out.append({"subject": subj.show(), "via": via})
         return out
 
 

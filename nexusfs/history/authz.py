@@ -16,7 +16,6 @@ Runs on the trio thread; nothing awaits.
 from __future__ import annotations
 
 import errno
-import stat as st
 
 from ..access import acl as A
 from ..types import ROOT_INO, Caller, FsError
@@ -153,8 +152,3 @@ def redact_log(fs, caller: Caller | None, records: list[dict]) -> list[dict]:
                 r["redacted"] = True
         out.append(r)
     return out
-
-
-def is_dir_then(fs, ino: int, seq: int) -> bool:
-    a = fs.meta.get_attr(ino) or fs.tt.attr(ino, seq)
-    return a is not None and st.S_ISDIR(a.mode)

@@ -29,27 +29,10 @@ class GrantStore:
             (subject_key, relation, obj_kind, str(obj), expires_ns, now_ns, uid))
         return self.meta.conn.last_insert_rowid()
 
-    def find(self, subject_key: str, relation: str, obj_kind: str, obj) -> list[int]:
-        return [r[0] for r in self.meta.conn.execute(
-            "SELECT id FROM rebac_tuples WHERE subject=? AND relation=? AND obj_kind=? AND obj=?",
-            (subject_key, relation, obj_kind, str(obj)))]
-
     def delete(self, ids: list[int]) -> int:
         self.meta._w()
         n = 0
         for i in ids:
             self.meta.conn.execute("DELETE FROM rebac_tuples WHERE id=?", (i,))
-            n += self.meta.conn.changes()
-        return n
-
-    def drop_objects(self, inos: list[int]) -> int:
-        """Forget the grants on inodes that no longer exist (purged)."""
-        if not inos:
-            return 0
-        self.meta._w()
-        n = 0
-        for ino in inos:
-            self.meta.conn.execute("DELETE FROM rebac_tuples WHERE obj_kind='ino' AND obj=?",
-                                   (str(ino),))
             n += self.meta.conn.changes()
         return n
