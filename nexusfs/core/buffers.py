@@ -105,6 +105,9 @@ class SparseBuffer:
             os.pwrite(self._fd, data, offset)
             return
         rel, rel_end = offset - self._base, end - self._base
+        if rel == len(self._mem):
+            self._mem += data                       # appending: one copy
+            return
         if rel_end > len(self._mem):
             self._mem.extend(bytes(rel_end - len(self._mem)))
         self._mem[rel:rel_end] = data

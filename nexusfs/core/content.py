@@ -235,7 +235,8 @@ class ContentStore:
         for cid, data in items:
             kind, stored = codec.encode(data, self.cfg.compress_level)
             if len(data) <= self.cfg.inline_max:
-                out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored), stored), 0))
+                out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored),
+                                     bytes(stored)), 0))
             else:
                 pack, off, gen = self.packs.append(cid, kind, len(data), stored)
                 out.append((ChunkLoc(cid, len(data), kind, pack, off, len(stored)), gen))
@@ -266,14 +267,29 @@ class ContentStore:
             pos += len(data)
         return pos
 
-    async def commit(self, ino: int, df: DirtyFile, seq: int) -> None:
+    async def commit(self, ino: int, df: DirtyFile, seq: int) -> tuple[int | None, bool]:
         """Turn ``df`` into committed extents of ``ino`` (within the current batch), as part of
-        operation ``seq``."""
+        operation ``seq``. Returns (st_blocks of the file when known without asking the store,
+        whether the commit yielded to other tasks)."""
         emap = self.extent_map(ino)
-        regions = self._regions(emap, df)
         rows: list[tuple[int, int, bytes]] = []
+        if not emap.extents and len(df.ranges.starts) == 1 and \
+                df.ranges.ends[0] - df.ranges.starts[0] <= self.chunker.min_size:
+            # the common small file: one write session on a file without committed content,
+            # under the chunker's minimum size, so one chunk (no region, window or cut work)
+            start, end = df.ranges.starts[0], df.ranges.ends[0]
+            data = df.buf.pread(start, end - start)
+            await self._store_cut(True, [(data, codec.chunk_id(data), codec.is_zero(data))],
+                                  start, rows)
+            self.meta.seq = seq
+            self.meta.replace_extents(ino, [], None, rows)
+            self._maps.pop(ino, None)
+            return (sum(n for _, n, _ in rows) + 511) // 512, False
+        regions = self._regions(emap, df)
+        waited = False
         for rstart, rend in regions:
             small = rend - rstart <= _INLINE_WORK
+            waited = waited or not small
             pos = rstart                   # file offset where ``carry`` begins
             read_at = rstart
             carry = b""
@@ -287,11 +303,13 @@ class ContentStore:
                 if final:
                     break
         self.meta.seq = seq
+        self._maps.pop(ino, None)
         if emap.extents:
             self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
-        else:                             # nothing committed before: nothing to close
-            self.meta.replace_extents(ino, [], None, rows)
-        self._maps.pop(ino, None)
+            return None, waited
+        # nothing committed before: nothing to close, and the new rows are all there is
+        self.meta.replace_extents(ino, [], None, rows)
+        return (sum(n for _, n, _ in rows) + 511) // 512, waited
 
     def streamable(self, ino: int, df: DirtyFile) -> tuple[int, int] | None:
         """The dirty range of a sequential writer that can be stored ahead of the commit: held
