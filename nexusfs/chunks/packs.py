@@ -203,6 +203,14 @@ class PackStore:
             raise OSError(5, f"pack {pack}: short read at {offset} (wanted {length}, got {len(data)})")
         return data
 
+    def advise(self, pack: int, offset: int, length: int) -> None:
+        """Ask the kernel to start reading a span of a pack in the background (a sequential
+        reader will want it soon); never blocks on the disk, errors ignored."""
+        try:
+            os.posix_fadvise(self._reader(pack), offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+
     def scan(self, pack: int):
         """Yield (offset of stored bytes, chunk id, codec, raw_len, stored_len) for each record."""
         with open(self._path(pack), "rb") as f:
