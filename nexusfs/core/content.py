@@ -36,6 +36,7 @@ _PREFETCH = 4 * MiB        # a sequential reader's next bytes loaded ahead of it
 _ADVISE = 8 * MiB          # ... and the file's bytes after those, read ahead by the kernel
 _SPAN_GAP = 64 * 1024      # pack bytes between two wanted chunks still read in one pread
 _SPAN_MAX = 4 * MiB        # the largest single pread of a coalesced fetch
+_SCAN_AHEAD = 1 * MiB      # pack bytes read ahead for a cold whole-file reader
 
 
 class CorruptChunk(Exception):
@@ -239,7 +240,8 @@ class ContentStore:
         emap = self.extent_map(ino)
         sequential = self._read_ends.get(ino) == start
         self._read_ends[ino] = start + length
-        if length <= _INLINE_WORK and not self.needs_io(emap, start, start + length):
+        if length <= _INLINE_WORK and (not self.needs_io(emap, start, start + length) or (
+                df is None and self._load_cached(emap, start, start + length))):
             if sequential:
                 self._prefetch(ino, emap, start + length)
             return self.assemble(emap, df, start, length)
@@ -253,6 +255,23 @@ class ContentStore:
         parts = dirty_parts(df, start, start + length)
         return await trio.to_thread.run_sync(self._assemble, emap, df.trunc_to, parts, start,
                                              length)
+
+    def _load_cached(self, emap: ExtentMap, start: int, end: int) -> bool:
+        """Load the chunks of [start, end) here when their pack bytes are in the page cache
+        (no thread hop for a small read that would not wait for the disk). False when one is
+        not: then a whole-file reader (starting at 0: cat, grep, diff, cp of small files) has
+        the kernel read the pack past it in the background, where the files written after
+        this one usually are."""
+        for ext in emap.overlapping(start, end):
+            loc = ext.loc
+            if loc.data is None and self.cache.get(loc.id) is None:
+                stored = self.packs.read_cached(loc.pack, loc.offset, loc.stored_len)
+                if stored is None:
+                    if start == 0:
+                        self.packs.advise(loc.pack, loc.offset, _SCAN_AHEAD)
+                    return False
+                self._load(loc, stored)
+        return True
 
     def _load_and_assemble(self, emap: ExtentMap, start: int, length: int) -> bytes:
         self.fetch_many([e.loc for e in emap.overlapping(start, start + length)])
