@@ -148,6 +148,7 @@ class DirtyFile:
         self.since = time.monotonic()
         self.mtime_ns: int | None = None
         self.stream_from: int | None = None   # where the last streaming commit ended
+        self.stream_total: int | None = None  # bytes of the file's live extents, when known
         self.streaming = None                 # trio.Event while a streaming commit runs
         self.streaming_end = 0                # ... which stores bytes below this offset
         self.error = 0                        # errno of a failed background commit

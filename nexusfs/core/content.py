@@ -445,12 +445,23 @@ class ContentStore:
         writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
         content is now committed, or None when the file went away meanwhile."""
         start, _end = rng
+        if df.stream_from is None:        # the first: from nothing (or all cut off) is known
+            empty = df.trunc_to == 0 or not self.extent_map(ino).extents
+            df.stream_total = 0 if empty else None
+        elif df.trunc_to is not None:     # cut off meanwhile: no longer known
+            df.stream_total = None
         cut, _carry = await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
         rows: list[tuple[int, int, bytes]] = []
         done = await self._store_cut(False, cut, start, rows)
         if self.meta.get_attr(ino) is None:
             return None
         self.meta.seq = seq
+        if df.trunc_to == 0:              # every live extent is closed below
+            df.stream_total = 0
+        elif df.trunc_to is not None:
+            df.stream_total = None
+        if df.stream_total is not None:   # (st_blocks without summing every extent again)
+            df.stream_total += sum(n for _, n, _ in rows)
         self.meta.replace_extents(ino, [], df.trunc_to, rows)
         self._maps.pop(ino, None)
         df.keep_from(done)

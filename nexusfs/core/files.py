@@ -192,8 +192,11 @@ class FileOps:
                 done = await self.content.commit_stream(ino, df, rng, snapshot, seq)
             if done is not None:
                 self.meta.seq = seq
-                self.meta.update_attr(ino, size=done)
-                self.meta.update_blocks(ino)
+                if df.stream_total is not None:
+                    self.meta.update_attr(ino, size=done, blocks=(df.stream_total + 511) // 512)
+                else:
+                    self.meta.update_attr(ino, size=done)
+                    self.meta.update_blocks(ino)
         except Exception as e:
             df.error = getattr(e, "errno", None) or errno.EIO
             log.error("write of %s failed: %s", self.path_of(ino), e)
