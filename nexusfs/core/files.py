@@ -182,7 +182,7 @@ class FileOps:
         so a large file never sits whole in a buffer and chunking overlaps the FUSE traffic."""
         df.streaming = trio.Event()
         df.streaming_end = rng[1]
-        snapshot = df.buf.pread(rng[0], rng[1] - rng[0])
+        snapshot = df.buf.snapshot(rng[0], rng[1] - rng[0])
         trio.lowlevel.spawn_system_task(self._stream_task, ino, df, rng, snapshot)
 
     async def _stream_task(self, ino: int, df: DirtyFile, rng: tuple[int, int], snapshot) -> None:
