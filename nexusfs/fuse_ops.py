@@ -27,64 +27,63 @@ log = logging.getLogger("nexusfs.fuse")
 
 class OpStats:
     """Per-operation request counts, failures and latencies (total, maximum and a histogram
-    over LATENCY_BOUNDS), for stats, the metrics endpoint and benchmarks."""
+    over LATENCY_BOUNDS), for stats, the metrics endpoint and benchmarks. Kept as one list
+    per operation (a single dict lookup per request: this runs on every request)."""
 
     def __init__(self):
-        self.count: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
-        self.errors: dict[str, int] = {}
-        self.max: dict[str, float] = {}
-        self.buckets: dict[str, list[int]] = {}
+        self._ops: dict[str, list] = {}     # op -> [count, seconds, max, errors, buckets]
 
     def add(self, op: str, seconds: float, failed: bool) -> None:
-        n = self.count.get(op)
-        if n is None:
-            self.count[op], self.seconds[op], self.max[op] = 1, seconds, seconds
-            self.buckets[op] = [0] * (len(LATENCY_BOUNDS) + 1)
-        else:
-            self.count[op] = n + 1
-            self.seconds[op] += seconds
-            if seconds > self.max[op]:
-                self.max[op] = seconds
-        self.buckets[op][bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        rec = self._ops.get(op)
+        if rec is None:
+            rec = self._ops[op] = [0, 0.0, 0.0, 0, [0] * (len(LATENCY_BOUNDS) + 1)]
+        rec[0] += 1
+        rec[1] += seconds
+        if seconds > rec[2]:
+            rec[2] = seconds
+        rec[4][bisect_left(LATENCY_BOUNDS, seconds)] += 1
         if failed:
-            self.errors[op] = self.errors.get(op, 0) + 1
+            rec[3] += 1
 
     def snapshot(self) -> dict[str, dict]:
         """A copy: {op: {"count", "errors", "seconds", "max_seconds", "buckets"}}, where
         ``buckets[i]`` counts the requests that took at most LATENCY_BOUNDS[i] seconds but more
         than the bound before (the last one: longer than every bound)."""
-        return {op: {"count": n, "errors": self.errors.get(op, 0), "seconds": self.seconds[op],
-                     "max_seconds": self.max[op], "buckets": list(self.buckets[op])}
-                for op, n in self.count.items()}
+        return {op: {"count": n, "errors": errs, "seconds": secs, "max_seconds": mx,
+                     "buckets": list(buckets)}
+                for op, (n, secs, mx, errs, buckets) in self._ops.items()}
 
 
 def _guard(fn):
     name = fn.__name__
+    clock = time.perf_counter
 
     @functools.wraps(fn)
     async def wrapper(self, *args):
-        started = time.perf_counter()
-        failed = True
+        started = clock()
         try:
             result = await fn(self, *args)
-            failed = False
-            return result
         except FsError as e:
+            self.op_stats.add(name, clock() - started, True)
             raise pyfuse3.FUSEError(e.errno) from None
         except pyfuse3.FUSEError:
+            self.op_stats.add(name, clock() - started, True)
             raise
         except OSError as e:
+            self.op_stats.add(name, clock() - started, True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 log.warning("%s: %s", fn.__name__, e)
                 raise pyfuse3.FUSEError(errno.ENOSPC) from None
             log.exception("%s%r failed", fn.__name__, args[:2])
             raise pyfuse3.FUSEError(errno.EIO) from None
-        except Exception:
+        except BaseException as e:
+            self.op_stats.add(name, clock() - started, True)
+            if not isinstance(e, Exception):
+                raise                     # cancellation, KeyboardInterrupt: not ours to turn
             log.exception("%s%r failed", fn.__name__, args[:2])
             raise pyfuse3.FUSEError(errno.EIO) from None
-        finally:
-            self.op_stats.add(name, time.perf_counter() - started, failed)
+        self.op_stats.add(name, clock() - started, False)
+        return result
     return wrapper
 
 

@@ -21,9 +21,12 @@ class Chunker:
             return []
         return [(c.offset, c.length) for c in self._cdc.cut_buf(buf)]
 
-    def cut_stream(self, carry: bytes, data: bytes, final: bool) -> tuple[list[bytes], bytes]:
+    def cut_stream(self, carry: bytes, data: bytes, final: bool) -> tuple[list, bytes]:
         """Chunks of ``carry + data``; unless ``final``, the last (possibly cut short) chunk is
-        returned as the new carry so the next window can re-synchronise the boundary."""
+        returned as the new carry so the next window can re-synchronise the boundary.
+
+        The chunks are read-only memoryviews into one immutable buffer (no copy per chunk);
+        ``data`` must not change while they are in use (bytes, or a private bytearray)."""
         buf = carry + data if carry else data
         cuts = self.cut(buf)
         if not cuts:
@@ -33,5 +36,5 @@ class Chunker:
             tail = bytes(buf[last_off:])
         else:
             tail = b""
-        view = memoryview(buf)
-        return [bytes(view[o:o + n]) for o, n in cuts], tail
+        view = memoryview(buf).toreadonly()
+        return [view[o:o + n] for o, n in cuts], tail

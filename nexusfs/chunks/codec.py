@@ -22,6 +22,8 @@ def chunk_id(data) -> bytes:
 def is_zero(data) -> bool:
     """True when every byte is zero (such chunks are stored as holes)."""
     n = len(data)
+    if n and (data[0] or data[-1]):
+        return False                      # the common case, decided at once
     mv = memoryview(data)
     for off in range(0, n, len(_ZERO_PAGE)):
         part = mv[off:off + len(_ZERO_PAGE)]
@@ -46,21 +48,21 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data: bytes, level: int = 3) -> tuple[int, bytes]:
+def encode(data, level: int = 3) -> tuple[int, bytes]:
     """(codec, stored bytes). Compresses only when that saves at least 1/16 of the size.
+    ``data`` is bytes or a read-only buffer; stored raw, it is returned as given (no copy).
 
     A 4 KiB probe at level 1 first rejects incompressible data cheaply."""
     n = len(data)
     if n < 128:
-        return RAW, bytes(data)
+        return RAW, data
     if n > 16384:
-        probe = bytes(data[:4096])
-        if len(_compressor(1).compress(probe)) > 4096 - 4096 // 16:
-            return RAW, bytes(data)
+        if len(_compressor(1).compress(data[:4096])) > 4096 - 4096 // 16:
+            return RAW, data
     packed = _compressor(level).compress(data)
     if len(packed) <= n - n // 16:
         return ZSTD, packed
-    return RAW, bytes(data)
+    return RAW, data
 
 
 def decode(codec: int, stored: bytes, raw_len: int) -> bytes:

@@ -203,6 +203,24 @@ class PackStore:
             raise OSError(5, f"pack {pack}: short read at {offset} (wanted {length}, got {len(data)})")
         return data
 
+    def read_cached(self, pack: int, offset: int, length: int) -> bytearray | None:
+        """The bytes when the page cache holds all of them, else None at once (no disk wait:
+        RWF_NOWAIT), so that a caller may read on a thread that must not block."""
+        buf = bytearray(length)
+        try:
+            n = os.preadv(self._reader(pack), [buf], offset, os.RWF_NOWAIT)
+        except OSError:                   # EAGAIN, or a kernel without RWF_NOWAIT
+            return None
+        return buf if n == length else None
+
+    def advise(self, pack: int, offset: int, length: int) -> None:
+        """Ask the kernel to start reading a span of a pack in the background (a sequential
+        reader will want it soon); never blocks on the disk, errors ignored."""
+        try:
+            os.posix_fadvise(self._reader(pack), offset, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+
     def scan(self, pack: int):
         """Yield (offset of stored bytes, chunk id, codec, raw_len, stored_len) for each record."""
         with open(self._path(pack), "rb") as f:

@@ -105,6 +105,9 @@ class SparseBuffer:
             os.pwrite(self._fd, data, offset)
             return
         rel, rel_end = offset - self._base, end - self._base
+        if rel == len(self._mem):
+            self._mem += data                       # appending: one copy
+            return
         if rel_end > len(self._mem):
             self._mem.extend(bytes(rel_end - len(self._mem)))
         self._mem[rel:rel_end] = data
@@ -115,6 +118,15 @@ class SparseBuffer:
             return data if len(data) == length else data + bytes(length - len(data))
         rel = offset - self._base
         return bytes(self._mem[rel:rel + length])
+
+    def snapshot(self, offset: int, length: int) -> bytes:
+        """``pread`` with one copy instead of two, for large ranges. Trio thread only: it
+        exports the memory window, which a resize from another thread would then fail on."""
+        if self._fd is not None:
+            return self.pread(offset, length)
+        rel = offset - self._base
+        with memoryview(self._mem) as mv, mv[rel:rel + length] as part:
+            return bytes(part)
 
     def drop_before(self, offset: int) -> None:
         if self._fd is None and offset > self._base:
@@ -145,6 +157,7 @@ class DirtyFile:
         self.since = time.monotonic()
         self.mtime_ns: int | None = None
         self.stream_from: int | None = None   # where the last streaming commit ended
+        self.stream_total: int | None = None  # bytes of the file's live extents, when known
         self.streaming = None                 # trio.Event while a streaming commit runs
         self.streaming_end = 0                # ... which stores bytes below this offset
         self.error = 0                        # errno of a failed background commit

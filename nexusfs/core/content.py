@@ -32,7 +32,11 @@ log = logging.getLogger("nexusfs.content")
 
 _WINDOW = 8 * MiB
 _INLINE_WORK = 256 * 1024
-_PREFETCH = 2 * MiB
+_PREFETCH = 4 * MiB        # a sequential reader's next bytes loaded ahead of its reads
+_ADVISE = 8 * MiB          # ... and the file's bytes after those, read ahead by the kernel
+_SPAN_GAP = 64 * 1024      # pack bytes between two wanted chunks still read in one pread
+_SPAN_MAX = 4 * MiB        # the largest single pread of a coalesced fetch
+_SCAN_AHEAD = 1 * MiB      # pack bytes read ahead for a cold whole-file reader
 
 
 class CorruptChunk(Exception):
@@ -122,17 +126,64 @@ class ContentStore:
             with self._inflight_lock:
                 self._inflight.pop(loc.id).set()
 
-    def _load(self, loc: ChunkLoc) -> bytes:
+    def _load(self, loc: ChunkLoc, stored=None) -> bytes:
+        """Decode and verify one chunk (``stored``: its bytes if already read), and cache it."""
         try:
-            stored = loc.data if loc.data is not None else self.packs.read(loc.pack, loc.offset,
-                                                                           loc.stored_len)
+            if stored is None:
+                stored = loc.data if loc.data is not None else \
+                    self.packs.read(loc.pack, loc.offset, loc.stored_len)
             data = codec.decode(loc.codec, stored, loc.raw_len)
+            if not isinstance(data, bytes):
+                data = bytes(data)        # (a raw chunk sliced out of a coalesced read)
         except Exception as e:
             raise CorruptChunk(loc.id, f"unreadable: {e}") from e
         if len(data) != loc.raw_len or codec.chunk_id(data) != loc.id:
             raise CorruptChunk(loc.id, "content does not match its BLAKE3 id")
         self.cache.put(loc.id, data)
         return data
+
+    def fetch_many(self, locs: list[ChunkLoc]) -> None:
+        """Load (read, verify, cache) the chunks among ``locs`` that are neither cached nor
+        being loaded by another thread, reading runs of chunks that lie close together in a
+        pack with one pread each. Thread-safe. A chunk that fails is left for the reader that
+        needs it to report."""
+        mine: list[ChunkLoc] = []
+        with self._inflight_lock:
+            for loc in locs:
+                if loc.data is None and loc.id not in self._inflight and \
+                        self.cache.get(loc.id) is None:
+                    self._inflight[loc.id] = threading.Event()
+                    mine.append(loc)
+        try:
+            mine.sort(key=lambda c: (c.pack, c.offset))
+            i = 0
+            while i < len(mine):
+                first = mine[i]
+                j = i + 1
+                end = first.offset + first.stored_len
+                while j < len(mine) and mine[j].pack == first.pack and \
+                        0 <= mine[j].offset - end <= _SPAN_GAP and \
+                        mine[j].offset + mine[j].stored_len - first.offset <= _SPAN_MAX:
+                    end = mine[j].offset + mine[j].stored_len
+                    j += 1
+                try:
+                    span = memoryview(self.packs.read(first.pack, first.offset,
+                                                      end - first.offset))
+                except OSError:
+                    span = None
+                for loc in mine[i:j]:
+                    if span is None:
+                        break
+                    rel = loc.offset - first.offset
+                    try:
+                        self._load(loc, span[rel:rel + loc.stored_len])
+                    except CorruptChunk:
+                        pass
+                i = j
+        finally:
+            with self._inflight_lock:
+                for loc in mine:
+                    self._inflight.pop(loc.id).set()
 
     def assemble(self, emap: ExtentMap, df: DirtyFile | None, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of a file: dirty data over committed extents over zeros.
@@ -147,6 +198,26 @@ class ContentStore:
         """Committed extents below ``limit`` (a truncation point), with ``parts`` ((offset,
         bytes) of buffered writes) laid over them. Thread-safe."""
         end = start + length
+        if limit is None and not parts:
+            # committed bytes only: join the pieces (one copy, no zero-filled buffer)
+            pieces = []
+            pos = start
+            for ext in emap.overlapping(start, end):
+                s = max(start, ext.offset)
+                e = min(end, ext.end)
+                if s > pos:
+                    pieces.append(bytes(s - pos))             # a hole
+                data = self.fetch(ext.loc)
+                if s == ext.offset and e - s == len(data):
+                    pieces.append(data)
+                else:
+                    pieces.append(memoryview(data)[s - ext.offset:e - ext.offset])
+                pos = e
+            if pos < end:
+                pieces.append(bytes(end - pos))
+            if len(pieces) == 1 and isinstance(pieces[0], bytes):
+                return pieces[0]
+            return b"".join(pieces)
         out = bytearray(length)
         cend = min(end, limit) if limit is not None else end
         if cend > start:
@@ -169,14 +240,15 @@ class ContentStore:
         emap = self.extent_map(ino)
         sequential = self._read_ends.get(ino) == start
         self._read_ends[ino] = start + length
-        if length <= _INLINE_WORK and not self.needs_io(emap, start, start + length):
+        if length <= _INLINE_WORK and (not self.needs_io(emap, start, start + length) or (
+                df is None and self._load_cached(emap, start, start + length))):
             if sequential:
                 self._prefetch(ino, emap, start + length)
             return self.assemble(emap, df, start, length)
         if sequential:
             self._prefetch(ino, emap, start + length)
         if df is None:
-            return await trio.to_thread.run_sync(self.assemble, emap, df, start, length)
+            return await trio.to_thread.run_sync(self._load_and_assemble, emap, start, length)
         # Copy the buffered bytes now, together with the extent map: a commit (or a streaming
         # commit's keep_from) finishing while the worker thread runs moves bytes out of the
         # buffer into extents this map does not have, and the read would see neither.
@@ -184,9 +256,47 @@ class ContentStore:
         return await trio.to_thread.run_sync(self._assemble, emap, df.trunc_to, parts, start,
                                              length)
 
+    def _load_cached(self, emap: ExtentMap, start: int, end: int) -> bool:
+        """Load the chunks of [start, end) here when their pack bytes are in the page cache
+        (no thread hop for a small read that would not wait for the disk). False when one is
+        not: then a whole-file reader (starting at 0: cat, grep, diff, cp of small files) has
+        the kernel read the pack past it in the background, where the files written after
+        this one usually are."""
+        for ext in emap.overlapping(start, end):
+            loc = ext.loc
+            if loc.data is None and self.cache.get(loc.id) is None:
+                stored = self.packs.read_cached(loc.pack, loc.offset, loc.stored_len)
+                if stored is None:
+                    if start == 0:
+                        self.packs.advise(loc.pack, loc.offset, _SCAN_AHEAD)
+                    return False
+                self._load(loc, stored)
+        return True
+
+    def _load_and_assemble(self, emap: ExtentMap, start: int, length: int) -> bytes:
+        self.fetch_many([e.loc for e in emap.overlapping(start, start + length)])
+        return self.assemble(emap, None, start, length)
+
+    def _advise(self, emap: ExtentMap, start: int, end: int) -> None:
+        """Have the kernel read the pack spans of file bytes [start, end) in the background."""
+        spans: dict[int, list[int]] = {}
+        for e in emap.overlapping(start, end):
+            loc = e.loc
+            if loc.data is None:
+                lo_hi = spans.get(loc.pack)
+                if lo_hi is None:
+                    spans[loc.pack] = [loc.offset, loc.offset + loc.stored_len]
+                else:
+                    lo_hi[0] = min(lo_hi[0], loc.offset)
+                    lo_hi[1] = max(lo_hi[1], loc.offset + loc.stored_len)
+        for pack, (lo, hi) in spans.items():
+            if hi - lo <= 4 * _ADVISE:    # (chunks scattered over a pack: not worth it)
+                self.packs.advise(pack, lo, hi - lo)
+
     def _prefetch(self, ino: int, emap: ExtentMap, offset: int) -> None:
         """A sequential reader will want the next chunks: fetch (read, verify, cache) them in
-        a worker thread while the kernel digests this reply. One prefetch per file at a time."""
+        a worker thread while the kernel digests this reply, and have the kernel read the
+        pack bytes after those. One prefetch per file at a time."""
         if ino in self._prefetching:
             return
         wanted = [e.loc for e in emap.overlapping(offset, offset + _PREFETCH)
@@ -196,11 +306,8 @@ class ContentStore:
         self._prefetching.add(ino)
 
         def work():
-            for loc in wanted:
-                try:
-                    self.fetch(loc)
-                except CorruptChunk:
-                    return                # the read itself will report it
+            self._advise(emap, offset + _PREFETCH, offset + _PREFETCH + _ADVISE)
+            self.fetch_many(wanted)
 
         async def run():
             try:
@@ -235,7 +342,8 @@ class ContentStore:
         for cid, data in items:
             kind, stored = codec.encode(data, self.cfg.compress_level)
             if len(data) <= self.cfg.inline_max:
-                out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored), stored), 0))
+                out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored),
+                                     bytes(stored)), 0))
             else:
                 pack, off, gen = self.packs.append(cid, kind, len(data), stored)
                 out.append((ChunkLoc(cid, len(data), kind, pack, off, len(stored)), gen))
@@ -266,14 +374,29 @@ class ContentStore:
             pos += len(data)
         return pos
 
-    async def commit(self, ino: int, df: DirtyFile, seq: int) -> None:
+    async def commit(self, ino: int, df: DirtyFile, seq: int) -> tuple[int | None, bool]:
         """Turn ``df`` into committed extents of ``ino`` (within the current batch), as part of
-        operation ``seq``."""
+        operation ``seq``. Returns (st_blocks of the file when known without asking the store,
+        whether the commit yielded to other tasks)."""
         emap = self.extent_map(ino)
-        regions = self._regions(emap, df)
         rows: list[tuple[int, int, bytes]] = []
+        if not emap.extents and len(df.ranges.starts) == 1 and \
+                df.ranges.ends[0] - df.ranges.starts[0] <= self.chunker.min_size:
+            # the common small file: one write session on a file without committed content,
+            # under the chunker's minimum size, so one chunk (no region, window or cut work)
+            start, end = df.ranges.starts[0], df.ranges.ends[0]
+            data = df.buf.pread(start, end - start)
+            await self._store_cut(True, [(data, codec.chunk_id(data), codec.is_zero(data))],
+                                  start, rows)
+            self.meta.seq = seq
+            self.meta.replace_extents(ino, [], None, rows)
+            self._maps.pop(ino, None)
+            return (sum(n for _, n, _ in rows) + 511) // 512, False
+        regions = self._regions(emap, df)
+        waited = False
         for rstart, rend in regions:
             small = rend - rstart <= _INLINE_WORK
+            waited = waited or not small
             pos = rstart                   # file offset where ``carry`` begins
             read_at = rstart
             carry = b""
@@ -287,11 +410,13 @@ class ContentStore:
                 if final:
                     break
         self.meta.seq = seq
+        self._maps.pop(ino, None)
         if emap.extents:
             self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
-        else:                             # nothing committed before: nothing to close
-            self.meta.replace_extents(ino, [], None, rows)
-        self._maps.pop(ino, None)
+            return None, waited
+        # nothing committed before: nothing to close, and the new rows are all there is
+        self.meta.replace_extents(ino, [], None, rows)
+        return (sum(n for _, n, _ in rows) + 511) // 512, waited
 
     def streamable(self, ino: int, df: DirtyFile) -> tuple[int, int] | None:
         """The dirty range of a sequential writer that can be stored ahead of the commit: held
@@ -320,12 +445,23 @@ class ContentStore:
         writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
         content is now committed, or None when the file went away meanwhile."""
         start, _end = rng
+        if df.stream_from is None:        # the first: from nothing (or all cut off) is known
+            empty = df.trunc_to == 0 or not self.extent_map(ino).extents
+            df.stream_total = 0 if empty else None
+        elif df.trunc_to is not None:     # cut off meanwhile: no longer known
+            df.stream_total = None
         cut, _carry = await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
         rows: list[tuple[int, int, bytes]] = []
         done = await self._store_cut(False, cut, start, rows)
         if self.meta.get_attr(ino) is None:
             return None
         self.meta.seq = seq
+        if df.trunc_to == 0:              # every live extent is closed below
+            df.stream_total = 0
+        elif df.trunc_to is not None:
+            df.stream_total = None
+        if df.stream_total is not None:   # (st_blocks without summing every extent again)
+            df.stream_total += sum(n for _, n, _ in rows)
         self.meta.replace_extents(ino, [], df.trunc_to, rows)
         self._maps.pop(ino, None)
         df.keep_from(done)

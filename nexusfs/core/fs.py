@@ -423,7 +423,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             if df is not None:
                 df.mtime_ns = mtime_ns
                 if ctime_ns is not None:      # the kernel's ctime too, or stat drifts later
-                    self.meta.set_times(ino, self.meta.get_attr(ino).mtime_ns, ctime_ns)
+                    self.meta.set_ctime(ino, ctime_ns)
+                    # what _attr would now read, without reading it again
+                    attr.size = df.size       # (an ftruncate may have come with the times)
+                    attr.mtime_ns = mtime_ns
+                    attr.ctime_ns = max(mtime_ns, ctime_ns)
+                    return attr
             else:
                 self.meta.set_times(ino, mtime_ns, ctime_ns if ctime_ns is not None else now_ns())
             return self._attr(ino)

@@ -20,16 +20,10 @@ class Gate:
         self._changed.set()
         self._changed = trio.Event()
 
-    @asynccontextmanager
-    async def shared(self):
-        while self._exclusive:
-            await self._changed.wait()
-        self._shared += 1
-        try:
-            yield
-        finally:
-            self._shared -= 1
-            self._notify()
+    def shared(self) -> "_Shared":
+        """``async with gate.shared():`` (a plain class, not a generator: every commit takes
+        it, and an open gate is entered without yielding)."""
+        return _Shared(self)
 
     @asynccontextmanager
     async def exclusive(self):
@@ -43,3 +37,22 @@ class Gate:
         finally:
             self._exclusive = False
             self._notify()
+
+
+class _Shared:
+    __slots__ = ("gate",)
+
+    def __init__(self, gate: Gate):
+        self.gate = gate
+
+    async def __aenter__(self) -> None:
+        gate = self.gate
+        while gate._exclusive:
+            await gate._changed.wait()
+        gate._shared += 1
+
+    async def __aexit__(self, *exc) -> None:
+        gate = self.gate
+        gate._shared -= 1
+        if gate._exclusive:               # only a waiting sweep cares about the count
+            gate._notify()

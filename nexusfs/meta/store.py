@@ -163,6 +163,10 @@ class MetaStore:
         self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=? WHERE ino=?",
                           (mtime_ns, ctime_ns, ino))
 
+    def set_ctime(self, ino: int, ctime_ns: int) -> None:
+        """The kernel's ctime of buffered writes (as ``set_times``, without reading mtime)."""
+        self._w().execute("UPDATE inodes SET ctime_ns=? WHERE ino=?", (ctime_ns, ino))
+
     def add_nlink(self, ino: int, delta: int, now: int) -> None:
         self._save_inode(ino)
         self._w().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=?, seq=? WHERE ino=?",
