@@ -477,3 +477,7 @@ async def _help(svc, a, caller):
         raise a.cmd.error(f"no command {' '.join(topic)!r}")
     return Reply(_lines(help_lines(topic)),
                  {"commands": [{"usage": c.spec, "summary": c.summary} for c in cmds]})
+
+
+# the file operations (file info|read|write|ls|...): the nexus API's door into the daemon
+from . import file_commands  # noqa: E402,F401

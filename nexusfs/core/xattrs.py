@@ -9,6 +9,7 @@ import errno
 import stat as st
 
 from ..types import Attr, Caller, FsError
+from .etag import ETAG_XATTR, current as _current_etag
 from .names import now_ns
 
 XATTR_CAPS = b"security.capability"
@@ -35,6 +36,8 @@ class XattrOps:
         if name in self.rare_xattrs and ino not in self.rare_xattrs[name]:
             raise FsError(errno.ENODATA)          # asked before every write: answer from memory
         attr = self._attr(ino)
+        if name == ETAG_XATTR and st.S_ISREG(attr.mode):   # computed, read-only (etag.py)
+            return (await _current_etag(self, ino)).encode()
         self._check_xattr_name(name, attr, caller, write=False)
         value = self.meta.get_xattr(ino, name)
         if value is None:
@@ -43,6 +46,8 @@ class XattrOps:
 
     async def setxattr(self, ino: int, name: bytes, value: bytes, caller: Caller) -> None:
         attr = self._attr(ino)
+        if name == ETAG_XATTR:
+            raise FsError(errno.EPERM)
         self._check_xattr_name(name, attr, caller, write=True)
         if len(value) > self.cfg.xattr_value_max:
             raise FsError(errno.E2BIG)
@@ -62,6 +67,8 @@ class XattrOps:
 
     async def removexattr(self, ino: int, name: bytes, caller: Caller) -> None:
         attr = self._attr(ino)
+        if name == ETAG_XATTR:
+            raise FsError(errno.EPERM)
         self._check_xattr_name(name, attr, caller, write=True)
         with self._op("removexattr", caller, path=self.path_of(ino), ino=ino,
                       path2=name.decode(errors="replace")):
