@@ -143,8 +143,9 @@ class Nexus:
 
     def write_batch(self, items, *, mode: int = 0o666, parents: bool = True) -> list[FileInfo]:
         """Write many files ``[(path, data), ...]`` in one transaction: every target is checked
-        before anything is written, and the metadata is committed once."""
-        items = [(_check(p), _content(d)) for p, d in items]
+        before anything is written, and the metadata is committed once. An item may carry a
+        third element, the modification time (ns) to give the file."""
+        items = [(_check(it[0]), _content(it[1])) + tuple(it[2:3]) for it in items]
         return [FileInfo.from_dict(i) for i in
                 self._door.call("write_batch", items, mode=mode, parents=parents)]
 

@@ -103,14 +103,15 @@ class DaemonDoor:
             return bytes(out), info
         raise from_errno(errno.EAGAIN, f"{path}: changed while being read, five times")
 
-    def _stage(self, token: str, path: str, source) -> str:
+    def _stage(self, token: str, path: str, source, mtime_ns: int | None = None) -> str:
         """Send ``source`` for ``path`` into upload ``token`` ("new" starts one)."""
         first = True
+        mtime = _opt("--mtime", mtime_ns)
         for piece in _pieces(source):
-            token = self._ask(["file", "upload", token, "--", path, _b64(piece)])["token"]
+            token = self._ask(["file", "upload", token] + mtime + ["--", path, _b64(piece)])["token"]
             first = False
         if first:
-            token = self._ask(["file", "upload", token, "--", path])["token"]
+            token = self._ask(["file", "upload", token] + mtime + ["--", path])["token"]
         return token
 
     def _write(self, path, source, if_match=None, if_none_match=False, mode=0o666,
@@ -130,8 +131,8 @@ class DaemonDoor:
     def _write_batch(self, items, mode=0o666, parents=True):
         token = "new"
         try:
-            for path, source in items:
-                token = self._stage(token, path, source)
+            for item in items:
+                token = self._stage(token, item[0], item[1], item[2] if len(item) > 2 else None)
             if token == "new":
                 return []
             return self._ask(["file", "batch", token, "--mode", f"{mode:o}"] +

@@ -345,18 +345,20 @@ class FileService:
 
     async def write_batch(self, items: Iterable[tuple[str, object]], caller: Caller, *,
                           mode: int = 0o666, parents: bool = True) -> list[dict]:
-        """Write many files and commit once. Every target is checked first (a store path,
+        """Write many files ((path, source) or (path, source, mtime_ns)) and commit once.
+        Every target is checked first (a store path,
         not a directory, parents creatable, permissions): a bad one fails the batch before
         anything is written."""
-        items = [(check_path(p), src) for p, src in items]
+        items = [(check_path(it[0]), it[1], it[2] if len(it) > 2 else None) for it in items]
         seen = set()
-        for p, _src in items:
+        for p, _src, _mtime in items:
             if p in seen:
                 raise FsError(errno.EINVAL, f"{p}: given twice in one batch")
             seen.add(p)
             await self._check_target(p, caller, parents)
-        out = [await self.write(p, src, caller, mode=mode, parents=parents, commit=False)
-               for p, src in items]
+        out = [await self.write(p, src, caller, mode=mode, parents=parents, mtime_ns=mtime,
+                                commit=False)
+               for p, src, mtime in items]
         await self.fs.sync(durable=False)
         return out
 

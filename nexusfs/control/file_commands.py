@@ -36,6 +36,7 @@ class Upload:
     def __init__(self, uid: int):
         self.uid = uid
         self.files: dict[str, object] = {}            # path -> temporary file, in order
+        self.mtimes: dict[str, int] = {}              # path -> modification time to give it
         self.touched = time.monotonic()
 
     def close(self) -> None:
@@ -131,8 +132,8 @@ async def _write(svc, a, caller):
     return Reply(f"{info['path']}: {info['size']} bytes, etag {info['etag']}\n", info)
 
 
-@command("file upload T PATH [DATA]", "stage base64 DATA for PATH under upload T (new: start "
-         "one); appends to what T already holds for PATH")
+@command("file upload T PATH [DATA] [--mtime NS]", "stage base64 DATA for PATH under upload T "
+         "(new: start one); appends to what T already holds for PATH")
 async def _upload_cmd(svc, a, caller):
     fsvc, uploads = _service(svc)
     token = a["T"]
@@ -149,6 +150,8 @@ async def _upload_cmd(svc, a, caller):
         f = up.files[path] = tempfile.TemporaryFile(dir=fsvc.fs.cfg.spill_dir, prefix="upload-")
     f.seek(0, 2)
     f.write(_b64(a["DATA"]))
+    if a["--mtime"] is not None:
+        up.mtimes[path] = a.int("--mtime")
     return Reply(f"{token}\n", {"token": token, "path": path, "size": f.tell()})
 
 
@@ -158,7 +161,8 @@ async def _batch(svc, a, caller):
     fsvc, uploads = _service(svc)
     up = _upload(uploads, a["T"], caller)
     try:
-        infos = await fsvc.run("write_batch", [(p, _rewound(f)) for p, f in up.files.items()],
+        infos = await fsvc.run("write_batch", [(p, _rewound(f), up.mtimes.get(p))
+                                             for p, f in up.files.items()],
                                caller, mode=_mode(a), parents=not a["--no-parents"])
     finally:
         uploads.pop(a["T"], None)
