@@ -484,7 +484,7 @@ def _local_files(root: Path, pattern: str | None = None) -> dict[str, os.stat_re
 
 
 def _send(nx, root: Path, todo: list[tuple[str, str, os.stat_result]], label: str,
-          keep_mtime: bool) -> int:
+          keep_mtime: bool, batch_files: int = BATCH_FILES) -> int:
     """Write ``todo`` ((relative, store path, stat)) in batches of one transaction each;
     returns the bytes sent."""
     total = sum(s.st_size for _r, _p, s in todo)
@@ -494,7 +494,7 @@ def _send(nx, root: Path, todo: list[tuple[str, str, os.stat_result]], label: st
         i = 0
         while i < len(todo):
             batch, size = [], 0
-            while i < len(todo) and len(batch) < BATCH_FILES and (not batch or size < BATCH_BYTES):
+            while i < len(todo) and len(batch) < batch_files and (not batch or size < BATCH_BYTES):
                 batch.append(todo[i])
                 size += todo[i][2].st_size
                 i += 1
@@ -515,7 +515,7 @@ def _send(nx, root: Path, todo: list[tuple[str, str, os.stat_result]], label: st
 
 
 def _upload_tree(nx, root: Path, dest: str, *, delete: bool, dry_run: bool,
-                 pattern: str | None = None) -> dict:
+                 pattern: str | None = None, batch_files: int = BATCH_FILES) -> dict:
     dest = "/" + dest.strip("/") if dest.strip("/") else "/"
     local = _local_files(root, pattern)
     remote: dict[str, dict] = {}
@@ -545,7 +545,7 @@ def _upload_tree(nx, root: Path, dest: str, *, delete: bool, dry_run: bool,
               "dry_run": dry_run}
     if dry_run:
         return report
-    _send(nx, root, todo, "sync", keep_mtime=True)
+    _send(nx, root, todo, "sync", keep_mtime=True, batch_files=batch_files)
     for path in report["deleted"]:
         try:
             nx.rm(path, recursive=True)
@@ -559,9 +559,11 @@ def _upload_tree(nx, root: Path, dest: str, *, delete: bool, dry_run: bool,
 @click.argument("dest")
 @click.option("--dry-run", "-n", is_flag=True, help="Only say what would be copied and deleted.")
 @click.option("--delete", is_flag=True, help="Remove store files that LOCAL does not have.")
+@click.option("--batch-files", type=click.IntRange(min=1), default=BATCH_FILES, show_default=True,
+              help="Files per transaction (a batch also ends past 64 MiB).")
 @_store_options
 @_json_opt
-def sync(local, dest, dry_run, delete, data_dir, mount, as_json):
+def sync(local, dest, dry_run, delete, batch_files, data_dir, mount, as_json):
     """Copy the local directory LOCAL to store directory DEST: only files whose size or
     modification time differ (DEST keeps LOCAL's times). Each batch of files is one
     transaction; an interrupted sync leaves whole files only, and a rerun finishes it."""
@@ -569,7 +571,8 @@ def sync(local, dest, dry_run, delete, data_dir, mount, as_json):
         root = _local(local)
         if not root.is_dir():
             _fail(f"{local}: not a local directory", EXIT_USAGE)
-        report = _upload_tree(nx, root, _store_path(dest), delete=delete, dry_run=dry_run)
+        report = _upload_tree(nx, root, _store_path(dest), delete=delete, dry_run=dry_run,
+                              batch_files=batch_files)
         if as_json:
             _print_json(report)
             return

@@ -61,23 +61,23 @@ class DaemonDoor:
         return self._ask(["file", "info", "--", path])
 
     def _listdir(self, path, recursive=False):
-        return self._ask(["file", "ls", "--", path] + _opt("--recursive", recursive))
+        return self._ask(["file", "ls"] + _opt("--recursive", recursive) + ["--", path])
 
     def _mkdir(self, path, parents=False, mode=0o777):
-        return self._ask(["file", "mkdir", "--", path] + _opt("--parents", parents) +
-                         ["--mode", f"{mode:o}"])
+        return self._ask(["file", "mkdir"] + _opt("--parents", parents) +
+                         ["--mode", f"{mode:o}", "--", path])
 
     def _remove(self, path, recursive=False):
-        return self._ask(["file", "rm", "--", path] + _opt("--recursive", recursive))["removed"]
+        return self._ask(["file", "rm"] + _opt("--recursive", recursive) + ["--", path])["removed"]
 
     def _rmdir(self, path):
         self._ask(["file", "rmdir", "--", path])
 
     def _move(self, src, dst, overwrite=True):
-        return self._ask(["file", "mv", "--", src, dst] + _opt("--no-clobber", not overwrite))["path"]
+        return self._ask(["file", "mv"] + _opt("--no-clobber", not overwrite) + ["--", src, dst])["path"]
 
     def _copy(self, src, dst, recursive=False):
-        return self._ask(["file", "cp", "--", src, dst] + _opt("--recursive", recursive))["copied"]
+        return self._ask(["file", "cp"] + _opt("--recursive", recursive) + ["--", src, dst])["copied"]
 
     def _read(self, path, offset=0, size=None, if_match=None):
         for _attempt in range(5):

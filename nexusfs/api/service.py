@@ -99,6 +99,16 @@ class FileService:
         finally:
             refs.close()
 
+    def _changed(self, inodes=(), entries=()) -> None:
+        """What the kernel of a mount may have cached and must forget (settled at the end of
+        the operation, before it returns: the caller's next `cat` through the mount sees it)."""
+        self.fs.invalidate(set(inodes), set(entries))
+
+    async def _finish(self, commit: bool = True) -> None:
+        if commit:
+            await self.fs.sync(durable=False)
+        await self.fs.settle_kernel()
+
     # -- resolution ---------------------------------------------------------------------------
     async def _lookup(self, refs: Refs, parent: int, name: bytes, caller: Caller, path: str) -> Attr:
         pattr = await self.fs.getattr(parent, caller)
@@ -159,6 +169,7 @@ class FileService:
         self._need(pattr, caller, W | X, path)
         attr = await self.fs.mkdir(pattr.ino, name, mode & ~caller.umask, caller)
         refs.held.append(attr.ino)
+        self._changed([pattr.ino], [(pattr.ino, name)])
         return attr
 
     def _need(self, attr: Attr, caller: Caller, want: int, path: str) -> None:
@@ -288,6 +299,7 @@ class FileService:
                 fh, attr = await self.fs.create(pattr.ino, name, mode & ~caller.umask,
                                                 os.O_WRONLY, caller)
                 refs.held.append(attr.ino)
+                self._changed([pattr.ino], [(pattr.ino, name)])
                 try:
                     await self._fill(attr.ino, source, caller, path, None, mtime_ns, new=True)
                 finally:
@@ -303,8 +315,8 @@ class FileService:
                     raise FsError(errno.EROFS, f"{path}: read-only (a document view)")
                 self._need(attr, caller, W, path)
                 await self._fill(attr.ino, source, caller, path, if_match, mtime_ns, new=False)
-            if commit:
-                await self.fs.sync(durable=False)
+            self._changed([attr.ino])
+            await self._finish(commit)
             return await self._info(path, await self.fs.getattr(attr.ino, caller))
 
     async def _etag_or_none(self, attr: Attr) -> str | None:
@@ -341,7 +353,22 @@ class FileService:
                 df.close()
                 return
             df.mtime_ns = mtime_ns if mtime_ns is not None else now_ns()
+            old_size = fs.meta.get_attr(ino).size
             await fs.commit_file(ino, held=True)
+            self._kernel_size(ino, old_size)
+
+    def _kernel_size(self, ino: int, old_size: int) -> None:
+        """Under the FUSE write-back cache the kernel keeps its own size of a cached file and
+        never takes the daemon's: a size changed behind its back needs a new generation of
+        the inode (as undo does), and its names looked up again. Not while the mount has the
+        file open (its descriptors would turn stale): the kernel then keeps its size."""
+        fs = self.fs
+        attr = fs.meta.get_attr(ino)
+        if (fs.invalidate_hook is None or attr is None or attr.size == old_size
+                or not fs.lookups.get(ino) or fs.opens.get(ino)):
+            return
+        fs.meta.update_attr(ino, generation=attr.generation + 1)
+        self._changed([ino], fs.meta.names(ino))
 
     async def write_batch(self, items: Iterable[tuple[str, object]], caller: Caller, *,
                           mode: int = 0o666, parents: bool = True) -> list[dict]:
@@ -359,7 +386,7 @@ class FileService:
         out = [await self.write(p, src, caller, mode=mode, parents=parents, mtime_ns=mtime,
                                 commit=False)
                for p, src, mtime in items]
-        await self.fs.sync(durable=False)
+        await self._finish()
         return out
 
     async def _check_target(self, path: str, caller: Caller, parents: bool) -> None:
@@ -395,7 +422,7 @@ class FileService:
             else:
                 pattr, name = await self._parent(refs, path, caller)
                 attr = await self._make_dir(refs, pattr, name, caller, mode, path)
-            await self.fs.sync(durable=False)
+            await self._finish()
             return await self._info(path, attr)
 
     async def remove(self, path: str, caller: Caller, *, recursive: bool = False) -> int:
@@ -408,7 +435,7 @@ class FileService:
             if st.S_ISDIR(attr.mode) and not recursive:
                 raise FsError(errno.EISDIR, f"{path}: is a directory (remove it recursively)")
             n = await self._remove(pattr, name, attr, caller, path)
-            await self.fs.sync(durable=False)
+            await self._finish()
             return n
 
     async def _remove(self, pattr: Attr, name: bytes, attr: Attr, caller: Caller,
@@ -429,6 +456,7 @@ class FileService:
             await self.fs.rmdir(pattr.ino, name, caller)
         else:
             await self.fs.unlink(pattr.ino, name, caller)
+        self._changed([pattr.ino, attr.ino], [(pattr.ino, name)])
         return n + 1
 
     async def rmdir(self, path: str, caller: Caller) -> None:
@@ -443,7 +471,8 @@ class FileService:
                 await self.fs.rmdir(pattr.ino, name, caller)
             except FsError as e:
                 raise FsError(e.errno, f"{path}: {e.message}") from None
-            await self.fs.sync(durable=False)
+            self._changed([pattr.ino, attr.ino], [(pattr.ino, name)])
+            await self._finish()
 
     async def move(self, src: str, dst: str, caller: Caller, *, overwrite: bool = True) -> str:
         """Rename ``src`` to ``dst``; into ``dst`` when it is a directory (like mv). Returns the
@@ -463,7 +492,9 @@ class FileService:
                                      0 if overwrite else 1, caller)
             except FsError as e:
                 raise FsError(e.errno, f"{src} -> {dst}: {e.message}") from None
-            await self.fs.sync(durable=False)
+            self._changed([spattr.ino, dpattr.ino, sattr.ino],
+                          [(spattr.ino, sname), (dpattr.ino, dname)])
+            await self._finish()
             return dst
 
     async def _into_dir(self, refs: Refs, dst: str, name: bytes, caller: Caller) -> str:
@@ -490,7 +521,7 @@ class FileService:
             if st.S_ISDIR(sattr.mode) and (dst + "/").startswith(src.rstrip("/") + "/"):
                 raise FsError(errno.EINVAL, f"cannot copy {src} into itself ({dst})")
         n = await self._copy(src, dst, caller)
-        await self.fs.sync(durable=False)
+        await self._finish()
         return n
 
     async def _copy(self, src: str, dst: str, caller: Caller) -> int:
@@ -511,6 +542,7 @@ class FileService:
                 self._need(pattr, caller, W | X, dst)
                 target = await self.fs.readlink(sattr.ino)
                 refs.held.append((await self.fs.symlink(pattr.ino, name, target, caller)).ino)
+                self._changed([pattr.ino], [(pattr.ino, name)])
                 return 1
             elif not st.S_ISREG(sattr.mode):
                 raise FsError(errno.EINVAL, f"{src}: not a regular file, directory or symlink")

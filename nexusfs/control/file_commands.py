@@ -76,6 +76,16 @@ def _mode(a) -> int:
         raise a.cmd.error(f"--mode is octal (644), not {value!r}") from None
 
 
+def _mtime(a) -> int | None:
+    """--mtime NS: nanoseconds since the epoch (19 digits: more than Args.int takes)."""
+    value = a["--mtime"]
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 20:
+        raise a.cmd.error(f"--mtime takes nanoseconds since the epoch, not {value!r}")
+    return int(value)
+
+
 def _upload(uploads: dict[str, Upload], token: str, caller: Caller) -> Upload:
     up = uploads.get(token)
     if up is None or up.uid != caller.uid:
@@ -124,7 +134,7 @@ async def _write(svc, a, caller):
     try:
         info = await fsvc.run("write", a["PATH"], source, caller, if_match=a["--if-match"],
                               if_none_match=bool(a["--if-none-match"]), mode=_mode(a),
-                              parents=not a["--no-parents"], mtime_ns=a.int("--mtime"))
+                              parents=not a["--no-parents"], mtime_ns=_mtime(a))
     finally:
         if up is not None:
             uploads.pop(a["--upload"], None)
@@ -151,7 +161,7 @@ async def _upload_cmd(svc, a, caller):
     f.seek(0, 2)
     f.write(_b64(a["DATA"]))
     if a["--mtime"] is not None:
-        up.mtimes[path] = a.int("--mtime")
+        up.mtimes[path] = _mtime(a)
     return Reply(f"{token}\n", {"token": token, "path": path, "size": f.tell()})
 
 

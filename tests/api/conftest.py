@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuse"))
 
-from fusehelp import NEXUS, Mount, scratch_base  # noqa: E402
+from fusehelp import NEXUS, TEST_USER, Mount, require_tools, scratch_base, skip_or_fail  # noqa: E402
 
 import nexusfs  # noqa: E402
 from nexusfs import check, config  # noqa: E402
@@ -84,3 +84,14 @@ def mounts(api_base, request):
     yield make
     for m in made:
         m.finish()
+
+
+@pytest.fixture(scope="session")
+def test_user() -> str:
+    """The unprivileged system user of the real-mount tier (created when missing)."""
+    require_tools("runuser")
+    if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
+        r = subprocess.run(["useradd", "-r", "-M", TEST_USER], capture_output=True, text=True)
+        if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
+            skip_or_fail(f"cannot create user {TEST_USER}: {r.stderr.strip()}")
+    return TEST_USER
