@@ -316,7 +316,8 @@ class FileService:
                 self._need(attr, caller, W, path)
                 await self._fill(attr.ino, source, caller, path, if_match, mtime_ns, new=False)
             self._changed([attr.ino])
-            await self._finish(commit)
+            if commit:                        # else the batch (or copy) finishes once
+                await self._finish()
             return await self._info(path, await self.fs.getattr(attr.ino, caller))
 
     async def _etag_or_none(self, attr: Attr) -> str | None:

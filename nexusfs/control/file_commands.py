@@ -5,7 +5,7 @@ Each runs nexusfs.api.service.FileService on the daemon's FileSystem as the call
 names (SO_PEERCRED), so permissions, the log and versions are as through the mount. Contents
 travel as base64 in the command's words (``file write PATH DATA``) up to the 64 KiB limit of
 a command; larger contents are staged first with ``file upload TOKEN PATH DATA`` (repeated,
-each appending) into anonymous temporary files in DATA_DIR/tmp, then committed whole by
+each appending) into memory, or anonymous temporary files in DATA_DIR/tmp past 1 MiB, then committed whole by
 ``file write PATH --upload TOKEN`` or, for many files in one transaction, ``file batch
 TOKEN``. Staged data is private to the uid that staged it, and dropped by ``file discard``,
 after a commit, after ten idle minutes, and by a restart: an interrupted client leaves
@@ -29,6 +29,7 @@ from ..types import Caller, FsError
 from .commands import Reply, command
 
 UPLOAD_TTL = 600.0                      # seconds an untouched upload is kept
+SPOOL = 1 << 20                         # staged bytes of one file kept in memory, then on disk
 _state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # fs -> (service, uploads)
 
 
@@ -157,7 +158,8 @@ async def _upload_cmd(svc, a, caller):
         raise FsError(errno.EINVAL, f"{path!r}: give the normalised store path")
     f = up.files.get(path)
     if f is None:
-        f = up.files[path] = tempfile.TemporaryFile(dir=fsvc.fs.cfg.spill_dir, prefix="upload-")
+        f = up.files[path] = tempfile.SpooledTemporaryFile(SPOOL, dir=fsvc.fs.cfg.spill_dir,
+                                                           prefix="upload-")
     f.seek(0, 2)
     f.write(_b64(a["DATA"]))
     if a["--mtime"] is not None:
