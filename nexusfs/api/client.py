@@ -20,7 +20,6 @@ from dataclasses import dataclass, fields
 from .. import config as config_mod
 from .errors import InvalidPathError, NotFoundError, StoreError
 
-_STORE_ONLY = ("write", "read")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pytest
 
 import nexusfs
 from conftest import SETTINGS, fsck_clean, nexus
-from fusehelp import NEXUS, TEST_USER
+from fusehelp import NEXUS
 
 pytestmark = pytest.mark.fuse
 
