@@ -6,7 +6,6 @@ under a world-traversable scratch directory, `nexus mount -o allow_other`, fsck 
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +13,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuse"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fusehelp import NEXUS, TEST_USER, Mount, require_tools, scratch_base, skip_or_fail  # noqa: E402
+from apihelp import SETTINGS, fsck_clean  # noqa: E402
+from fusehelp import TEST_USER, Mount, require_tools, scratch_base, skip_or_fail  # noqa: E402
 
 import nexusfs  # noqa: E402
-from nexusfs import check, config  # noqa: E402
-
-#: small chunks: many chunks per file, inline and packed ones
-SETTINGS = dict(chunk_min=1024, chunk_avg=4096, chunk_max=16384, inline_max=2048)
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(clean_env):
     """No NEXUS_* variable from the environment leaks into these tests."""
-
-
-def fsck_clean(data_dir) -> None:
-    problems = check.check(config.load(data_dir))
-    assert problems == [], problems
 
 
 @pytest.fixture
@@ -47,20 +39,6 @@ def nx(data_dir):
     """An embedded store (closed, then fsck'd, after the test)."""
     with nexusfs.connect(data_dir, door="embedded", **SETTINGS) as n:
         yield n
-
-
-def nexus(*args, input=None, user: str | None = None, check_rc: int | None = 0,
-          env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The nexus CLI as a subprocess (bytes out)."""
-    cmd = [NEXUS, *[str(a) for a in args]]
-    if user:
-        cmd = ["runuser", "-u", user, "--", *cmd]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
-    full_env.update(env or {})
-    r = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=full_env)
-    if check_rc is not None:
-        assert r.returncode == check_rc, (cmd, r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    return r
 
 
 @pytest.fixture(scope="module")

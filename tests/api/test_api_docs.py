@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fsck_clean
+from apihelp import fsck_clean
 from fusehelp import NEXUS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"

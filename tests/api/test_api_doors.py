@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import nexusfs
-from conftest import SETTINGS, fsck_clean, nexus
+from apihelp import SETTINGS, fsck_clean, nexus
 from fusehelp import NEXUS
 
 pytestmark = pytest.mark.fuse

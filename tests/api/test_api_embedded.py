@@ -12,7 +12,7 @@ import trio
 import nexusfs
 from nexusfs import ConflictError, InvalidPathError, NotFoundError, StoreLockedError
 
-from conftest import SETTINGS
+from apihelp import SETTINGS
 
 
 def test_write_read_and_metadata(nx):
