@@ -275,6 +275,12 @@ from .control.cli_commands import register as _register_control  # noqa: E402
 
 _register_control(main)
 
+# init, write, cat, ls, tree, size, info, cp, mv, rm, mkdir, rmdir, sync, write-batch: the store
+# without a mount (cat and ls keep --at); through the daemon when one serves the store
+from .cli_files import register as _register_files  # noqa: E402
+
+_register_files(main)
+
 
 if __name__ == "__main__":
     main()

@@ -479,3 +479,6 @@ async def _help(svc, a, caller):
                  {"commands": [{"usage": c.spec, "summary": c.summary} for c in cmds]})
 
 from . import rebac_commands  # noqa: E402,F401  (registers the rebac commands)
+
+# the file operations (file info|read|write|ls|...): the nexus API's door into the daemon
+from . import file_commands  # noqa: E402,F401

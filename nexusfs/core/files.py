@@ -14,6 +14,7 @@ import logging
 import os
 import stat as st
 import time
+from contextlib import nullcontext
 
 import trio
 
@@ -209,14 +210,15 @@ class FileOps:
         while df.streaming is not None:
             await df.streaming.wait()
 
-    async def commit_file(self, ino: int) -> None:
+    async def commit_file(self, ino: int, held: bool = False) -> None:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)
-        and cut a version; then let document views know."""
-        if await self._commit_locked(ino):
+        and cut a version; then let document views know. ``held``: the caller holds the
+        inode's lock already (a conditional write, nexusfs/api/service.py)."""
+        if await self._commit_locked(ino, held):
             await self.docs.after_commit(ino)
 
-    async def _commit_locked(self, ino: int) -> bool:
-        async with self._lock(ino):
+    async def _commit_locked(self, ino: int, held: bool = False) -> bool:
+        async with nullcontext() if held else self._lock(ino):
             df = self.dirty.get(ino)
             if df is None:
                 return False

@@ -10,6 +10,7 @@ import stat as st
 
 from ..access.acl import ACL_ACCESS, ACL_DEFAULT, ACL_NAMES
 from ..types import Attr, Caller, FsError
+from .etag import ETAG_XATTR, current as _current_etag
 from .names import now_ns
 
 XATTR_CAPS = b"security.capability"
@@ -38,6 +39,8 @@ class XattrOps:
         if name in self.rare_xattrs and ino not in self.rare_xattrs[name]:
             raise FsError(errno.ENODATA)          # asked before every write: answer from memory
         attr = self._attr(ino)
+        if name == ETAG_XATTR and st.S_ISREG(attr.mode):   # computed, read-only (etag.py)
+            return (await _current_etag(self, ino)).encode()
         self._check_xattr_name(name, attr, caller, write=False)
         value = self.meta.get_xattr(ino, name)
         if value is None:
@@ -49,6 +52,8 @@ class XattrOps:
             self.access.set_xattr(ino, name, value, caller)
             return
         attr = self._attr(ino)
+        if name == ETAG_XATTR:
+            raise FsError(errno.EPERM)
         self._check_xattr_name(name, attr, caller, write=True)
         if len(value) > self.cfg.xattr_value_max:
             raise FsError(errno.E2BIG)
@@ -73,6 +78,8 @@ class XattrOps:
             self.access.remove_xattr(ino, name, caller)
             return
         attr = self._attr(ino)
+        if name == ETAG_XATTR:
+            raise FsError(errno.EPERM)
         self._check_xattr_name(name, attr, caller, write=True)
         with self._op("removexattr", caller, path=self.path_of(ino), ino=ino,
                       path2=name.decode(errors="replace")):
