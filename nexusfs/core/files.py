@@ -190,6 +190,7 @@ class FileOps:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)
         and cut a version; then let document views know."""
         if await self._commit_locked(ino):
+            self.search.touched(ino)
             await self.docs.after_commit(ino)
 
     async def _commit_locked(self, ino: int) -> bool:
