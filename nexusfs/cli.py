@@ -275,6 +275,11 @@ from .control.cli_commands import register as _register_control  # noqa: E402
 
 _register_control(main)
 
+# grep, glob, search, reindex: the search index (daemon, or the store opened here)
+from .cli_search import register as _register_search  # noqa: E402
+
+_register_search(main)
+
 
 if __name__ == "__main__":
     main()

@@ -191,8 +191,8 @@ class Operations(pyfuse3.Operations):
         e.st_atime_ns = a.atime_ns
         e.st_mtime_ns = a.mtime_ns
         e.st_ctime_ns = a.ctime_ns
-        if a.volatile:
-            e.attr_timeout = e.entry_timeout = 1.0
+        if a.volatile is not False:
+            e.attr_timeout = e.entry_timeout = 1.0 if a.volatile is True else float(a.volatile)
         else:
             e.attr_timeout = self.cfg.attr_timeout
             e.entry_timeout = self.cfg.entry_timeout

@@ -41,7 +41,8 @@ class Attr:
     mtime_ns: int
     ctime_ns: int
     generation: int = 0
-    volatile: bool = False       # virtual, changing content: the kernel may cache it only briefly
+    volatile: bool | float = False   # virtual, changing content: the kernel may cache it only
+                                     # briefly (True: 1 s; a number: that many seconds, 0 none)
 
 
 @dataclass(frozen=True, slots=True)

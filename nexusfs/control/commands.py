@@ -477,3 +477,6 @@ async def _help(svc, a, caller):
         raise a.cmd.error(f"no command {' '.join(topic)!r}")
     return Reply(_lines(help_lines(topic)),
                  {"commands": [{"usage": c.spec, "summary": c.summary} for c in cmds]})
+
+
+from . import search_commands  # noqa: E402,F401  (grep, glob, search, reindex, index status)

@@ -190,8 +190,10 @@ class FileOps:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)
         and cut a version; then let document views know."""
         if await self._commit_locked(ino):
-            self.search.touched(ino)
-            await self.docs.after_commit(ino)
+            try:
+                await self.docs.after_commit(ino)
+            finally:
+                self.search.touched(ino)      # (after: the document kind is known then)
 
     async def _commit_locked(self, ino: int) -> bool:
         async with self._lock(ino):
