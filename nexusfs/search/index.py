@@ -142,11 +142,12 @@ class IndexDB:
         with self._wlock, self.w:
             c = self.w
             for d in docs:
-                c.execute("DELETE FROM raw_tri WHERE rowid=?", (d.ino,))
-                c.execute("DELETE FROM parsed_tri WHERE rowid=?", (d.ino,))
-                c.execute("DELETE FROM words WHERE rowid=?", (d.ino,))
-                if d.raw is None:
+                if c.execute("SELECT 1 FROM files WHERE ino=?", (d.ino,)).fetchone():
+                    c.execute("DELETE FROM raw_tri WHERE rowid=?", (d.ino,))
+                    c.execute("DELETE FROM parsed_tri WHERE rowid=?", (d.ino,))
+                    c.execute("DELETE FROM words WHERE rowid=?", (d.ino,))
                     c.execute("DELETE FROM files WHERE ino=?", (d.ino,))
+                if d.raw is None:
                     continue
                 binary = b"\0" in d.raw
                 raw_text = text_of(d.raw)
@@ -156,7 +157,7 @@ class IndexDB:
                 body = d.parsed if d.kind is not None else ("" if binary else raw_text)
                 c.execute("INSERT INTO words(rowid, name, body) VALUES (?,?,?)",
                           (d.ino, d.names, (body or "")[:WORDS_CAP]))
-                c.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
+                c.execute("INSERT INTO files VALUES (?,?,?,?,?,?)",
                           (d.ino, d.key, d.kind, int(d.partial),
                            int(d.kind is not None and d.parsed is None), int(binary)))
 

@@ -330,7 +330,7 @@ async def search(svc, caller: Caller, text: str, *, path: str = "/", limit: int 
             body = await _snippet_text(fs, ino, source, attr.size)
             line, snippet = await trio.to_thread.run_sync(best_line, body, terms)
             out.append({"path": where, "line": line, "snippet": snippet,
-                        "score": round(-score, 4), "source": source})
+                        "score": float(f"{-score:.4g}"), "source": source})
             if len(out) >= limit:
                 break
     return out

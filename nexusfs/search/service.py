@@ -21,7 +21,10 @@ Concurrency: everything here runs on the trio thread except IndexDB calls made t
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import stat as st
+import threading
 import time
 
 import trio
@@ -35,6 +38,7 @@ from .index import RAW_CAP, Doc, IndexDB
 log = logging.getLogger("nexusfs.search")
 
 BATCH_FILES = 256
+GATHER_DELAY = 0.2     # s: lets a create and its first commit become one indexing
 BATCH_BYTES = 32 << 20
 
 
@@ -68,6 +72,7 @@ class SearchService:
         self._parsing: set[int] = set()
         self._tried: dict[int, bytes] = {}
         self.may_access = perm.checker(fs)
+        self._writer = _Writer()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +103,7 @@ class SearchService:
             self._wake.set()
         while self._running and self.inflight:
             await trio.sleep(0.01)
+        self._writer.stop()
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -146,6 +152,8 @@ class SearchService:
                     self._wake = trio.Event()
                     await self._wake.wait()
                     continue
+                if len(self.pending) < BATCH_FILES and self._idle is None:
+                    await trio.sleep(GATHER_DELAY)    # (nobody waits: gather more first)
                 await self._batch()
         except Exception:
             log.exception("search indexer failed; it restarts with the next change")
@@ -171,7 +179,7 @@ class SearchService:
             docs.append(doc)
             size += len(doc.raw or b"") + len(doc.parsed or "")
         try:
-            await trio.to_thread.run_sync(self.db.apply, docs)
+            await self._writer.run(self.db.apply, docs)
         except Exception:
             log.exception("search index: a batch of %d failed; queued again", len(docs))
             for d in docs:
@@ -255,7 +263,7 @@ class SearchService:
     async def rebuild(self) -> int:
         """Forget the index and queue every file again (nexus reindex); returns how many."""
         await self.settle(timeout=30)
-        await trio.to_thread.run_sync(self.db.clear)
+        await self._writer.run(self.db.clear)
         self.generation += 1
         queued = self.reconcile()
         self.indexed = 0
@@ -281,3 +289,50 @@ class SearchService:
                 v = memo[k] = bool(self.may_access(caller, ino, mask))
             return v
         return check
+
+
+class _Writer:
+    """The index's writer: one thread of its own at a lower CPU priority (nice 10), so that
+    indexing yields to the threads serving the mount when both want the CPU."""
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            job()
+
+    async def run(self, fn, *args):
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="nexusfs-index", daemon=True)
+            self._thread.start()
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        box: dict = {}
+
+        def job():
+            try:
+                box["value"] = fn(*args)
+            except BaseException as e:       # handed back to the awaiting task
+                box["error"] = e
+            token.run_sync_soon(done.set)
+        self._jobs.put(job)
+        with trio.CancelScope(shield=True):  # the write runs anyway: wait for it to end
+            await done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
