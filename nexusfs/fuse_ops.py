@@ -17,6 +17,7 @@ import pyfuse3
 from cachetools import TTLCache
 
 from .core.fs import FileSystem
+from .access.acl import ACL_ACCESS
 from .core.vtree import is_virtual
 from .metrics import LATENCY_BOUNDS
 from .types import Attr, Caller, FsError
@@ -119,6 +120,9 @@ def _agent_of(pid: int) -> str | None:
 
 class Operations(pyfuse3.Operations):
     enable_writeback_cache = True
+    # the kernel enforces POSIX ACLs (read with getxattr of system.posix_acl_access; implies
+    # default_permissions); relationship grants reach it as ACL entries (core/access.py)
+    enable_acl = True
 
     def __init__(self, fs: FileSystem):
         super().__init__()
@@ -129,6 +133,7 @@ class Operations(pyfuse3.Operations):
         self.op_stats = OpStats()
         self.on_init = None              # called when the kernel's INIT request is handled
         fs.invalidate_hook = self._invalidate
+        fs.invalidate_attrs_hook = self._invalidate_attrs
 
     def init(self) -> None:
         """pyfuse3 calls this (on the trio thread) while it handles the kernel's INIT request:
@@ -154,6 +159,19 @@ class Operations(pyfuse3.Operations):
             for ino in inodes:
                 try:
                     pyfuse3.invalidate_inode(ino)
+                except OSError:
+                    pass
+
+        await trio.to_thread.run_sync(work)
+
+    async def _invalidate_attrs(self, inodes: list[int]) -> None:
+        """Drop the kernel's cached attributes and ACLs (not pages) of these inodes."""
+        import trio
+
+        def work():
+            for ino in inodes:
+                try:
+                    pyfuse3.invalidate_inode(ino, attr_only=True)
                 except OSError:
                     pass
 
@@ -191,8 +209,8 @@ class Operations(pyfuse3.Operations):
         e.st_atime_ns = a.atime_ns
         e.st_mtime_ns = a.mtime_ns
         e.st_ctime_ns = a.ctime_ns
-        if a.volatile is not False:
-            e.attr_timeout = e.entry_timeout = 1.0 if a.volatile is True else float(a.volatile)
+        if a.volatile:
+            e.attr_timeout = e.entry_timeout = 0.0 if a.uncached else 1.0
         else:
             e.attr_timeout = self.cfg.attr_timeout
             e.entry_timeout = self.cfg.entry_timeout
@@ -346,11 +364,11 @@ class Operations(pyfuse3.Operations):
 
     async def getxattr(self, inode, name, ctx):
         rare = self.fs.rare_xattrs.get(name)
-        if rare is not None and inode not in rare:
-            # asked before every write() and by ls: answered here, without the handler's cost
+        if rare is not None and inode not in rare and not (
+                name == ACL_ACCESS and (self.fs.access.active or is_virtual(inode))):
+            # asked before every write(), by ls and by the kernel's ACL checks: answered here,
+            # without the handler's cost (grants and virtual stand-ins go to the handler)
             raise pyfuse3.FUSEError(errno.ENODATA)
-        if name.startswith(b"system."):
-            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)     # no POSIX ACLs (yet)
         return await self._getxattr(inode, name, ctx)
 
     @_guard

@@ -82,25 +82,42 @@ def registry_file(mountpoint: str) -> Path:
     return registry_dir() / f"{key}.json"
 
 
+SYSTEM_REGISTRY = Path("/run/nexusfs")
+
+
+def _registry_dirs() -> list[Path]:
+    """Where to look for running mounts: one's own, then (for users) root's, so that a user
+    of a shared mount (allow_other) finds its control socket."""
+    own = registry_dir()
+    return [own] if os.geteuid() == 0 or own == SYSTEM_REGISTRY else [own, SYSTEM_REGISTRY]
+
+
 def read_registry(mountpoint: str) -> dict | None:
-    try:
-        return json.loads(registry_file(mountpoint).read_text())
-    except (OSError, ValueError):
-        return None
+    name = registry_file(mountpoint).name
+    for d in _registry_dirs():
+        try:
+            return json.loads((d / name).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def all_mounts() -> list[dict]:
-    out = []
-    d = registry_dir()
-    if d.is_dir():
+    out, seen = [], set()
+    for d in _registry_dirs():
+        if not d.is_dir():
+            continue
         for f in sorted(d.glob("*.json")):
             try:
                 info = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
+            if info.get("mountpoint") in seen:
+                continue
             if _alive(info.get("pid", 0)):
+                seen.add(info.get("mountpoint"))
                 out.append(info)
-            else:
+            elif os.access(f, os.W_OK):
                 f.unlink(missing_ok=True)
     return out
 

@@ -41,8 +41,8 @@ class Attr:
     mtime_ns: int
     ctime_ns: int
     generation: int = 0
-    volatile: bool | float = False   # virtual, changing content: the kernel may cache it only
-                                     # briefly (True: 1 s; a number: that many seconds, 0 none)
+    volatile: bool = False       # virtual, changing content: the kernel may cache it only briefly
+    uncached: bool = False       # the kernel must not cache it at all (checked per caller)
 
 
 @dataclass(frozen=True, slots=True)

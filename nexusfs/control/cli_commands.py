@@ -228,5 +228,6 @@ def ls(at, path, mount, data_dir, as_json):
 
 
 def register(group: click.Group) -> None:
-    for cmd in (snapshot, log_cmd, undo, versions, cat, ls):
+    from .cli_rebac import rebac
+    for cmd in (snapshot, log_cmd, undo, versions, cat, ls, rebac):
         group.add_command(cmd)

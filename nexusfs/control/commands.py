@@ -364,7 +364,7 @@ async def _snapshot_restore(svc, a, caller):
 @command("snapshot diff NAME [PATH]", "what changed since the snapshot: A added, D deleted, "
          "M modified, R replaced")
 async def _snapshot_diff(svc, a, caller):
-    changes = await svc.snapshot_diff(a["NAME"], a.path("PATH"))
+    changes = await svc.snapshot_diff(a["NAME"], a.path("PATH"), caller=caller)
     return Reply(_lines(render.change_lines(changes, a["NAME"])), changes)
 
 
@@ -410,14 +410,14 @@ async def _log(svc, a, caller):
 @command("versions list PATH", "the versions of a file (deleted files too), oldest first")
 async def _versions_list(svc, a, caller):
     path = a.path("PATH")
-    versions = await svc.versions_list(path)
+    versions = await svc.versions_list(path, caller=caller)
     return Reply(_lines(render.version_lines(versions, path)), versions)
 
 
 @command("versions show PATH SEQ", "the content of version SEQ")
 async def _versions_show(svc, a, caller):
     path, seq = a.path("PATH"), a.int("SEQ")
-    return _content(path, seq, await svc.version_read(path, seq))
+    return _content(path, seq, await svc.version_read(path, seq, caller=caller))
 
 
 @command("versions rollback PATH SEQ", "make version SEQ the content again (a new version)")
@@ -431,13 +431,13 @@ async def _versions_rollback(svc, a, caller):
          "unified diff from version SEQ1 to SEQ2 (default: the newest version)")
 async def _versions_diff(svc, a, caller):
     path, seq1, seq2 = a.path("PATH"), a.int("SEQ1"), a.int("SEQ2")
-    old = await svc.version_read(path, seq1)
+    old = await svc.version_read(path, seq1, caller=caller)
     if seq2 is None:
-        versions = await svc.versions_list(path)
+        versions = await svc.versions_list(path, caller=caller)
         if not versions:
             raise FsError(errno.ENOENT, f"{path} has no versions")
         seq2 = int(versions[-1]["seq"])
-    new = await svc.version_read(path, seq2)
+    new = await svc.version_read(path, seq2, caller=caller)
     diff = render.unified_diff(old, new, f"{path}@{seq1}", f"{path}@{seq2}")
     data = {"path": path, "from": seq1, "to": seq2, "identical": old == new,
             "binary": render.is_binary(old) or render.is_binary(new), "diff": diff}
@@ -447,13 +447,13 @@ async def _versions_diff(svc, a, caller):
 @command("cat --at SEQ PATH", "a file's content as of seq SEQ (or snapshot SEQ)")
 async def _cat_at(svc, a, caller):
     path, seq = a.path("PATH"), await _seq_or_snapshot(svc, a, "--at")
-    return _content(path, seq, await svc.cat_at(path, seq))
+    return _content(path, seq, await svc.cat_at(path, seq, caller=caller))
 
 
 @command("ls --at SEQ [PATH]", "a directory as of seq SEQ (or snapshot SEQ); default /")
 async def _ls_at(svc, a, caller):
     path, seq = a.path("PATH", "/"), await _seq_or_snapshot(svc, a, "--at")
-    entries = await svc.ls_at(path, seq)
+    entries = await svc.ls_at(path, seq, caller=caller)
     return Reply(_lines(render.ls_lines(entries)), entries)
 
 
@@ -478,5 +478,5 @@ async def _help(svc, a, caller):
     return Reply(_lines(help_lines(topic)),
                  {"commands": [{"usage": c.spec, "summary": c.summary} for c in cmds]})
 
-
+from . import rebac_commands  # noqa: E402,F401  (registers the rebac commands)
 from . import search_commands  # noqa: E402,F401  (grep, glob, search, reindex, index status)

@@ -33,6 +33,8 @@ from ..meta.timetravel import TimeTravel
 from ..search.service import SearchService
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
 from .buffers import DirtyFile
+from .access import AccessControl
+from .accessview import AccessView
 from .content import ContentStore, CorruptChunk
 from .docviews import DocViews
 from .files import FileOps, Handle  # noqa: F401  (Handle re-exported for callers)
@@ -73,6 +75,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._space_low = False
         self._space_near = False
         self.invalidate_hook = None      # set by the FUSE adapter: async (inodes, entries)
+        self.invalidate_attrs_hook = None   # set by the FUSE adapter: async (inodes)
         self.stats_sources: list = []    # (figures so far) -> more figures; the runtime adds its own
         self._stale: tuple[set, set] = (set(), set())
         self.search = SearchService(self)   # the index: hooks queue, a background task indexes
@@ -126,6 +129,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._recover()
         self.search.start()
         self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
+        self.access = AccessControl(self)
 
     def _recover(self) -> None:
         for leftover in self.cfg.spill_dir.iterdir():
@@ -224,6 +228,14 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.search.tick()
         if self.packs.close_retired():
             self._space_checked = 0.0         # space came back: look again
+        if self.access.tick(time.time_ns()):
+            await self.refresh_permissions()  # a grant expired: the kernel must re-read ACLs
+
+    async def refresh_permissions(self) -> None:
+        """Make the kernel re-read the attributes and ACLs of every inode it holds (after a
+        grant changed or expired): only attributes, cached pages stay."""
+        if self.invalidate_attrs_hook is not None:
+            await self.invalidate_attrs_hook(list(self.lookups))
 
     # -- attributes ---------------------------------------------------------------------------
     def _attr(self, ino: int) -> Attr:
@@ -427,6 +439,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         now = now_ns()
         cols: dict = {}
         if mode is not None:
+            if self.access.active and self.access.stored(ino) is None:
+                shown = self.access.shown(self.meta.get_attr(ino)).mode
+                if (mode & 0o070) == (shown & 0o070):
+                    # chmod of what stat showed (the grants' widened mask): the owning
+                    # group keeps its own bits, as on Linux, where chmod moves only the mask
+                    mode = (mode & ~0o070) | (attr.mode & 0o070)
             cols["mode"] = st.S_IFMT(attr.mode) | (mode & 0o7777)
         if (uid is not None and uid != attr.uid) or (gid is not None and gid != attr.gid):
             if not st.S_ISDIR(attr.mode) and mode is None:
@@ -455,6 +473,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         cols["ctime_ns"] = ctime_ns if ctime_ns is not None else now
         self.meta.seq = seq
         self.meta.update_attr(ino, **cols)
+        if "mode" in cols or "uid" in cols or "gid" in cols:
+            self.access.on_chmod(ino, cols.get("mode", attr.mode))
         df = self.dirty.get(ino)
         if df is not None and mtime_ns is not None:
             df.mtime_ns = None                # an explicit time wins over the buffered writes'
@@ -498,7 +518,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
 
     def forget_paths(self) -> None:
         self._dir_paths.clear()
+        self.access.changed()                 # a directory moved: grants above things changed
 
 
-class FileSystem(VirtualRouting, RealFS):
+class FileSystem(AccessView, VirtualRouting, RealFS):
     """The filesystem the FUSE adapter and the tests drive: the real tree plus /.nexus/."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import stat as st
 
+from ..access.acl import ACL_DEFAULT
 from ..types import ROOT_INO, SYMLINK_MAX, Attr, Caller, DirEntry, FsError
 from .names import check_name, now_ns
 
@@ -43,10 +44,15 @@ class NamespaceOps:
             pattr = self._prepare_create(parent, name)
             self._check_space()
             gid, mode = self._new_owner(pattr, caller, mode)
+            acl = dflt = None
+            if parent in self.rare_xattrs[ACL_DEFAULT] and not st.S_ISLNK(mode):
+                mode, acl, dflt = self.access.inherit(parent, mode)
             now = now_ns()
             is_dir = st.S_ISDIR(mode)
             ino = self.meta.create_inode(mode, caller.uid, gid, now, nlink=2 if is_dir else 1,
                                          rdev=rdev, target=target)
+            if acl is not None or dflt is not None:
+                self.access.store_inherited(ino, acl, dflt)
             self.meta.add_dentry(parent, name, ino)
             self.meta.touch_dir(parent, now, 1 if is_dir else 0)
             self.meta.end_op(seq, 0, ino)
@@ -91,6 +97,8 @@ class NamespaceOps:
             self.meta.add_nlink(ino, 1, now)
             self.meta.touch_dir(parent, now)
             self.search.touched(ino)
+            if self.access.active:
+                self.access.changed()         # grants above the new name now reach it
             return self._entry(ino)
 
     # -- removing names -----------------------------------------------------------------------
@@ -109,6 +117,8 @@ class NamespaceOps:
             self.meta.remove_dentry(parent, name)
             self.meta.touch_dir(parent, now)
             self._drop_link(ino, attr, now, seq)
+            if attr.nlink > 1 and self.access.active:
+                self.access.changed()         # the grants of the other names remain
 
     async def rmdir(self, parent: int, name: bytes, caller: Caller) -> None:
         with self._op("rmdir", caller, parent=parent, name=name) as seq:
@@ -244,6 +254,8 @@ class NamespaceOps:
         self.meta.end_op(seq, 0, src)
         if src_dir or (dst is not None and st.S_ISDIR(dattr.mode)):
             self.forget_paths()               # a directory moved: cached paths below it changed
+        elif self.access.active:
+            self.access.changed()             # a file moved: the grants above it changed
         if dst is not None:
             self.meta.remove_dentry(new_parent, new_name)
             if st.S_ISDIR(dattr.mode):

@@ -29,7 +29,6 @@ from ..types import NAME_MAX, Attr, Caller, DirEntry, FsError
 
 RESULTS = b"results.txt"
 LIMIT = 50
-UNCACHED = 0.0               # seconds the kernel may keep these entries and attributes
 
 
 def link_name(path: str) -> bytes:
@@ -122,13 +121,13 @@ class SearchTree:
         t = self.vtree.started_ns
         kind = node[0]
         if kind == "sq":
-            return Attr(vino, st.S_IFDIR | 0o555, 2, 0, 0, 0, 0, 0, t, t, t, volatile=UNCACHED)
+            return Attr(vino, st.S_IFDIR | 0o555, 2, 0, 0, 0, 0, 0, t, t, t, volatile=True, uncached=True)
         if kind == "sl":
             return Attr(vino, st.S_IFLNK | 0o777, 1, 0, 0, 0, len(node[3]), 0, t, t, t,
-                        volatile=UNCACHED)
+                        volatile=True, uncached=True)
         # results.txt: its size depends on who asks, and attributes do not know: 0 (it opens
         # with direct I/O, so readers read to the end whatever the size says)
-        return Attr(vino, st.S_IFREG | 0o444, 1, 0, 0, 0, 0, 0, t, t, t, volatile=UNCACHED)
+        return Attr(vino, st.S_IFREG | 0o444, 1, 0, 0, 0, 0, 0, t, t, t, volatile=True, uncached=True)
 
     async def open(self, vino: int, caller: Caller) -> bytes:
         node = self.vtree._node(vino)

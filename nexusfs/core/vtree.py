@@ -159,6 +159,28 @@ class VirtualTree:
             out.append(DirEntry(name, a, i))
         return out
 
+    # -- what a virtual inode stands for (access control, core/accessview.py) -----------------
+    def mirror(self, vino: int) -> tuple[int, str] | None:
+        """(real inode, kind) when ``vino`` shows a live inode under that inode's permissions:
+        a view or auto-parse node, a /.raw/ directory, a /.nexus/history/ entry."""
+        if vino == RAW:
+            return ROOT_INO, "raw"
+        node = self.nodes.get(vino)
+        if node is None:
+            return None
+        if node[0] in ("view", "auto", "raw", "hdir", "hfile"):
+            return node[1], node[0]
+        return None
+
+    def is_past(self, vino: int) -> bool:
+        node = self.nodes.get(vino)
+        return node is not None and node[0] in ("tree", "hver")
+
+    def past_inode(self, vino: int) -> int | None:
+        """The real inode a node of a past tree (at/, snapshots/) shows, else None."""
+        node = self.nodes.get(vino)
+        return node[2] if node is not None and node[0] == "tree" else None
+
     # -- attributes ---------------------------------------------------------------------------
     def _fixed_attr(self, vino: int, kind: str, perm: int) -> Attr:
         if kind == "rawroot":
@@ -202,9 +224,13 @@ class VirtualTree:
         if kind == "hfile":
             versions = self.fs.tt.versions(node[1])
             t = versions[-1][3] if versions else self.started_ns
-            owner = self.fs.meta.get_attr(node[1])
-            uid, gid = (owner.uid, owner.gid) if owner else (0, 0)
-            return Attr(vino, st.S_IFDIR | 0o555, 2, uid, gid, 0, 0, 0, t, t, t, volatile=True)
+            # listing the versions of a file needs read permission on the file: each class
+            # that may read it gets r-x here (core/accessview.py narrows its ACL alike)
+            owner = (self.fs.meta.get_attr(node[1]) or self.fs.tt.attr(node[1], self.fs.meta.last_seq)
+                     or self._last_attr(node[1]))
+            uid, gid, fmode = (owner.uid, owner.gid, owner.mode) if owner else (0, 0, 0)
+            perm = sum((0o5 << s) for s in (6, 3, 0) if fmode & (0o4 << s))
+            return Attr(vino, st.S_IFDIR | perm, 2, uid, gid, 0, 0, 0, t, t, t, volatile=True)
         if kind == "hver":
             # (a version an unlink cut shows the file's state just before it)
             a = self.fs.tt.attr(node[1], node[2]) or self.fs.tt.attr(node[1], node[2] - 1)

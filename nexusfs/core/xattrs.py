@@ -8,13 +8,14 @@ from __future__ import annotations
 import errno
 import stat as st
 
+from ..access.acl import ACL_ACCESS, ACL_DEFAULT, ACL_NAMES
 from ..types import Attr, Caller, FsError
 from .names import now_ns
 
 XATTR_CAPS = b"security.capability"
 # names asked of every inode by the kernel (before each write) or by ls, and almost never
 # set: which inodes have them is kept in memory, so the answer needs no SQL
-RARE_XATTRS = (XATTR_CAPS, b"security.selinux")
+RARE_XATTRS = (XATTR_CAPS, b"security.selinux", ACL_ACCESS, ACL_DEFAULT)
 _XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
 
 
@@ -32,6 +33,8 @@ class XattrOps:
             raise FsError(errno.EPERM)
 
     async def getxattr(self, ino: int, name: bytes, caller: Caller) -> bytes:
+        if name in ACL_NAMES:
+            return self.access.get_xattr(ino, name)
         if name in self.rare_xattrs and ino not in self.rare_xattrs[name]:
             raise FsError(errno.ENODATA)          # asked before every write: answer from memory
         attr = self._attr(ino)
@@ -42,6 +45,9 @@ class XattrOps:
         return value
 
     async def setxattr(self, ino: int, name: bytes, value: bytes, caller: Caller) -> None:
+        if name in ACL_NAMES:
+            self.access.set_xattr(ino, name, value, caller)
+            return
         attr = self._attr(ino)
         self._check_xattr_name(name, attr, caller, write=True)
         if len(value) > self.cfg.xattr_value_max:
@@ -54,13 +60,18 @@ class XattrOps:
             self.rare_xattrs[name].add(ino)
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:
-        self._attr(ino)
+        attr = self._attr(ino)
         names = self.meta.list_xattrs(ino)
+        if ACL_ACCESS not in names and self.access.effective(ino, attr) is not None:
+            names.append(ACL_ACCESS)             # grants alone make an ACL
         if caller.uid != 0:
             names = [n for n in names if not n.startswith(b"trusted.")]
         return names
 
     async def removexattr(self, ino: int, name: bytes, caller: Caller) -> None:
+        if name in ACL_NAMES:
+            self.access.remove_xattr(ino, name, caller)
+            return
         attr = self._attr(ino)
         self._check_xattr_name(name, attr, caller, write=True)
         with self._op("removexattr", caller, path=self.path_of(ino), ino=ino,

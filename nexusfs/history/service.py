@@ -15,6 +15,7 @@ import stat as st
 import time
 
 from ..types import Caller, FsError
+from . import authz
 from . import restore as restore_mod
 from . import undo as undo_mod
 from .paths import resolve_any, resolve_at, resolve_live
@@ -72,6 +73,7 @@ class HistoryService:
         check_snapshot_name(name)
         path = path or "/"
         ino = resolve_live(self.fs, path)
+        authz.require_read(self.fs, caller, ino, self.fs.meta.last_seq, path, authz.R | authz.X)
         if not st.S_ISDIR(self.fs.meta.get_attr(ino).mode):
             raise FsError(errno.ENOTDIR, f"{path}: snapshots are of directories")
         if self.fs.tt.snapshot(name):
@@ -97,12 +99,14 @@ class HistoryService:
 
     async def snapshot_delete(self, name: str, caller: Caller) -> None:
         snap = self._snapshot(name)
+        authz.require_snapshot_owner(self.fs, caller, name)
         self.fs._begin("snapshot-delete", caller, path=snap[3], path2=name)
         self.fs.meta.delete_snapshot(name)
 
     async def snapshot_rename(self, old: str, new: str, caller: Caller) -> None:
         check_snapshot_name(new)
         snap = self._snapshot(old)
+        authz.require_snapshot_owner(self.fs, caller, old)
         if self.fs.tt.snapshot(new):
             raise FsError(errno.EEXIST, f"snapshot {new} exists")
         self.fs._begin("snapshot-rename", caller, path=snap[3], path2=f"{old} -> {new}")
@@ -123,16 +127,26 @@ class HistoryService:
         undoable operation. Returns {"seq", "changed": number of entries changed}."""
         ino, seq, target = self._snapshot_target(name, path)
         await self._commit_all()
+        if caller.uid != 0:
+            authz.require_read(self.fs, caller, ino, seq, target, authz.R | authz.X)
+            authz.require_restore(self.fs, caller, restore_mod.diff(self.fs, ino, seq, target),
+                                  target)
         r = self.fs._begin("restore", caller, path=target, path2=name, ino=ino)
         changed = restore_mod.restore(self.fs, ino, seq, r)
         await self.fs.settle_kernel()
         return {"seq": r, "changed": changed, "snapshot": name, "path": target}
 
-    async def snapshot_diff(self, name: str, path: str | None) -> list[dict]:
+    async def snapshot_diff(self, name: str, path: str | None,
+                            caller: Caller | None = None) -> list[dict]:
         """[{"change": "added"|"deleted"|"modified"|"replaced", "path"}] from the snapshot to now."""
         ino, seq, target = self._snapshot_target(name, path)
+        if caller is not None:
+            authz.require_read(self.fs, caller, ino, seq, target, authz.R | authz.X)
         await self._commit_all()
-        return restore_mod.diff(self.fs, ino, seq, target)
+        changes = restore_mod.diff(self.fs, ino, seq, target)
+        if caller is not None and caller.uid != 0:
+            changes = [c for c in changes if authz.can_list_parent(self.fs, caller, c["path"])]
+        return changes
 
     # -- the log and undo ---------------------------------------------------------------------
     async def log(self, *, agent: str | None = None, uid: int | None = None,
@@ -144,7 +158,7 @@ class HistoryService:
                               since_ns=since_ns, limit=limit, newest_first=limit is not None)
         if limit is not None:
             rows.reverse()
-        return [log_record(r) for r in rows]
+        return authz.redact_log(self.fs, caller, [log_record(r) for r in rows])
 
     async def undo(self, caller: Caller, *, count: int = 1, seq: int | None = None,
                    agent: str | None = None, path: str | None = None,
@@ -156,6 +170,10 @@ class HistoryService:
             targets = [seq]
         else:
             targets = undo_mod.pick(self.fs, caller, count=max(1, count), agent=agent, path=path)
+        for s in targets:
+            rec = self.fs.tt.op(s)
+            if rec is not None:
+                authz.require_undo(self.fs, caller, log_record(rec))
         done = []
         try:
             for s in targets:
@@ -165,10 +183,12 @@ class HistoryService:
         return done
 
     # -- versions and time travel -------------------------------------------------------------
-    async def versions_list(self, path: str) -> list[dict]:
+    async def versions_list(self, path: str, caller: Caller | None = None) -> list[dict]:
         """[{"seq", "name", "size", "mtime_ns", "time_ns"}] oldest first."""
         await self._commit_all()
         ino = resolve_any(self.fs, path)
+        if caller is not None:
+            authz.require_read(self.fs, caller, ino, self.fs.meta.last_seq, path)
         return [{"seq": s, "name": version_name(s, t), "size": size, "mtime_ns": m, "time_ns": t}
                 for s, size, m, t in self.fs.tt.versions(ino)]
 
@@ -179,8 +199,10 @@ class HistoryService:
             raise FsError(errno.ENOENT, f"{path} has no version {seq}")
         return ino, seq
 
-    async def version_read(self, path: str, seq: int) -> bytes:
+    async def version_read(self, path: str, seq: int, caller: Caller | None = None) -> bytes:
         ino, seq = self._version(path, seq)
+        if caller is not None:
+            authz.require_read(self.fs, caller, ino, seq, path)
         return await self.fs.read_at(ino, seq)
 
     async def versions_rollback(self, path: str, seq: int, caller: Caller) -> dict:
@@ -190,22 +212,27 @@ class HistoryService:
         live = resolve_live(self.fs, path)
         if live != ino:
             raise FsError(errno.ENOENT, f"{path} now names another file; restore with cp")
+        authz.require_change(self.fs, caller, path, content=True, entries=False)
         r = self.fs._begin("rollback", caller, path=path, path2=str(seq), ino=ino)
         restore_mod.restore(self.fs, ino, seq, r)
         await self.fs.settle_kernel()
         return {"seq": r, "path": path, "version": seq}
 
-    async def cat_at(self, path: str, seq: int) -> bytes:
+    async def cat_at(self, path: str, seq: int, caller: Caller | None = None) -> bytes:
         self._seq_ok(seq)
         ino = resolve_at(self.fs, path, seq)
+        if caller is not None:
+            authz.require_read(self.fs, caller, ino, seq, path)
         attr = self.fs.tt.attr(ino, seq)
         if st.S_ISDIR(attr.mode):
             raise FsError(errno.EISDIR, f"{path} is a directory")
         return await self.fs.read_at(ino, seq)
 
-    async def ls_at(self, path: str, seq: int) -> list[dict]:
+    async def ls_at(self, path: str, seq: int, caller: Caller | None = None) -> list[dict]:
         self._seq_ok(seq)
         ino = resolve_at(self.fs, path, seq)
+        if caller is not None:
+            authz.require_read(self.fs, caller, ino, seq, path, authz.R | authz.X)
         attr = self.fs.tt.attr(ino, seq)
         if not st.S_ISDIR(attr.mode):
             return [{"name": path.rsplit("/", 1)[-1], "type": _kind(attr.mode), "size": attr.size,

@@ -15,7 +15,9 @@ import stat as st
 
 from ..types import Caller, FsError
 
-NOT_UNDOABLE = {"snapshot-create", "snapshot-delete", "snapshot-rename"}
+# (ACL and grant changes are live state, not history: change them back with setfacl/rebac)
+NOT_UNDOABLE = {"snapshot-create", "snapshot-delete", "snapshot-rename", "setfacl",
+                "rebac-create", "rebac-delete"}
 
 
 CREATING = {"create", "mkdir", "mknod", "symlink", "link"}
@@ -199,6 +201,8 @@ def pick(fs, caller: Caller, *, count: int = 1, agent: str | None = None,
             break
         for r in rows:
             s, op, result = r[0], r[7], r[11]
+            if caller.uid != 0 and r[2] != caller.uid:
+                continue                      # (an agent label never reaches other users' work)
             if result or op == "undo" or op in NOT_UNDOABLE:
                 continue
             if op == "write" and not fs.tt.extent_inodes(s) and not fs.tt.inodes_changed(s):

@@ -24,11 +24,17 @@ import apsw
 
 log = logging.getLogger("nexusfs.meta")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # version -> how to upgrade a store from version-1 to version: SQL (any number of statements)
 # or a function taking the connection. Version 1 is the first release: nothing migrates to it.
-MIGRATIONS: dict[int, str | Callable[[apsw.Connection], None]] = {}
+MIGRATIONS: dict[int, str | Callable[[apsw.Connection], None]] = {
+    # 2: relationship-based grants (access control)
+    2: """CREATE TABLE rebac_tuples (id INTEGER PRIMARY KEY, subject TEXT NOT NULL,
+              relation TEXT NOT NULL, obj_kind TEXT NOT NULL, obj TEXT NOT NULL,
+              expires_ns INTEGER, created_ns INTEGER NOT NULL, created_by INTEGER NOT NULL);
+          CREATE INDEX rebac_by_obj ON rebac_tuples (obj_kind, obj);""",
+}
 
 
 class StoreError(Exception):

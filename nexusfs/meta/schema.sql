@@ -163,3 +163,18 @@ CREATE TABLE IF NOT EXISTS xattrs (
     value  BLOB NOT NULL,        -- value bytes (may be empty)
     PRIMARY KEY (ino, name)
 ) WITHOUT ROWID;
+
+-- Relationship-based grants (schema version 2): "subject relation object [until expiry]".
+-- Live state, not versioned; each change is logged in oplog. core/access.py turns the live
+-- tuples into ACL entries the kernel enforces (see docs/access.md).
+CREATE TABLE IF NOT EXISTS rebac_tuples (
+    id         INTEGER PRIMARY KEY,  -- tuple number, shown by `rebac list`, used by `rebac delete`
+    subject    TEXT NOT NULL,        -- 'user:UID', 'group:GID' (Unix group) or 'team:NAME'
+    relation   TEXT NOT NULL,        -- owner-of | editor-of | viewer-of | member-of
+    obj_kind   TEXT NOT NULL,        -- 'ino' (a file or directory, followed through renames) or 'team'
+    obj        TEXT NOT NULL,        -- the inode number, or the team name
+    expires_ns INTEGER,              -- no effect from this time on (NULL: no expiry)
+    created_ns INTEGER NOT NULL,     -- when it was made
+    created_by INTEGER NOT NULL      -- uid of the caller who made it
+);
+CREATE INDEX IF NOT EXISTS rebac_by_obj ON rebac_tuples (obj_kind, obj);

@@ -1,6 +1,6 @@
 """Who may see a result: ``checker(fs)`` gives ``(caller, ino, mask) -> bool``.
 
-The filesystem's own evaluator (``fs.may_access``: search permission on every ancestor, then
+The filesystem's own evaluator (``fs.access.may_access``, or ``fs.may_access``: search permission on every ancestor, then
 ``mask`` on the inode, with POSIX modes, ACLs and relationship grants) when it has one;
 otherwise ``fallback``: POSIX mode bits along the ancestor chain for the caller's uid, gid and
 supplementary groups. Root passes every check. Runs on the trio thread (metadata reads).
@@ -47,7 +47,7 @@ def fallback(fs, caller: Caller, ino: int, mask: int) -> bool:
 
 
 def checker(fs):
-    own = getattr(fs, "may_access", None)
+    own = getattr(fs, "may_access", None) or getattr(getattr(fs, "access", None), "may_access", None)
     if own is not None:
         return own
     return lambda caller, ino, mask: fallback(fs, caller, ino, mask)

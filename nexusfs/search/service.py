@@ -71,7 +71,6 @@ class SearchService:
         self._closing = False
         self._parsing: set[int] = set()
         self._tried: dict[int, bytes] = {}
-        self.may_access = perm.checker(fs)
         self._writer = _Writer()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -281,12 +280,13 @@ class SearchService:
     def allowed(self, caller: Caller):
         """A memoized ``(ino, mask) -> bool`` for one query of ``caller``."""
         memo: dict[tuple[int, int], bool] = {}
+        may_access = perm.checker(self.fs)      # (resolved now: access control starts late)
 
         def check(ino: int, mask: int) -> bool:
             k = (ino, mask)
             v = memo.get(k)
             if v is None:
-                v = memo[k] = bool(self.may_access(caller, ino, mask))
+                v = memo[k] = bool(may_access(caller, ino, mask))
             return v
         return check
 

@@ -31,6 +31,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 # every schema version a release has written: (version, dump name)
 RELEASED = [
     (1, "v1"),
+    (2, "v2"),
 ]
 
 WHO = Caller(uid=0, gid=0, pid=1, process="test")
@@ -111,6 +112,7 @@ def test_released_store_mounts_and_is_migrated(version, name, new_mount):
 
 
 # -- the machinery, with test-only migrations -------------------------------------------------------
+N = db.SCHEMA_VERSION          # this nexusfs; the test-only migrations go beyond it
 PROBE_V2 = ("CREATE TABLE probe (x INTEGER);"
             "INSERT INTO probe VALUES (2);"
             "INSERT INTO store_info VALUES ('probe', 'migrated to 2');")
@@ -118,7 +120,7 @@ PROBE_V2 = ("CREATE TABLE probe (x INTEGER);"
 
 @pytest.fixture
 def v1_store(tmp_path) -> Path:
-    """A store at schema version 1 with two files, closed."""
+    """A store at this nexusfs's schema version N with two files, closed."""
     data = tmp_path / "data"
 
     async def build():
@@ -130,7 +132,7 @@ def v1_store(tmp_path) -> Path:
             await fs.release(fh)
         await fs.close()
     trio.run(build)
-    assert version_of(data / "meta.db") == 1
+    assert version_of(data / "meta.db") == N
     return data
 
 
@@ -148,14 +150,14 @@ async def read_a(data: Path) -> bytes:
 
 
 def test_migration_backs_up_first_then_upgrades(v1_store, monkeypatch, caplog):
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(db, "MIGRATIONS", {2: PROBE_V2})
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N + 1)
+    monkeypatch.setattr(db, "MIGRATIONS", {**db.MIGRATIONS, N + 1: PROBE_V2})
     assert trio.run(read_a, v1_store) == b"a" * 1000
-    assert version_of(v1_store / "meta.db") == 2 and "probe" in tables(v1_store / "meta.db")
-    backup = v1_store / "meta.db.bak-v1"
-    assert version_of(backup) == 1 and "probe" not in tables(backup)
+    assert version_of(v1_store / "meta.db") == N + 1 and "probe" in tables(v1_store / "meta.db")
+    backup = v1_store / f"meta.db.bak-v{N}"
+    assert version_of(backup) == N and "probe" not in tables(backup)
     assert not list(v1_store.glob("*.partial"))
-    assert "migrating from schema version 1 to 2" in caplog.text
+    assert f"migrating from schema version {N} to {N + 1}" in caplog.text
     # opening again: nothing more to do, the backup stays as it was
     mtime = backup.stat().st_mtime_ns
     assert trio.run(read_a, v1_store) == b"a" * 1000
@@ -169,38 +171,42 @@ def test_a_callable_migration_over_two_versions(v1_store, monkeypatch):
         seen.append(int(conn.execute("SELECT value FROM store_info WHERE key='schema_version'")
                         .fetchone()[0]))
         conn.execute("UPDATE probe SET x = 3")
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(db, "MIGRATIONS", {2: PROBE_V2, 3: v3})
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N + 2)
+    monkeypatch.setattr(db, "MIGRATIONS", {**db.MIGRATIONS, N + 1: PROBE_V2, N + 2: v3})
     assert trio.run(read_a, v1_store) == b"a" * 1000
-    assert seen == [2] and version_of(v1_store / "meta.db") == 3
-    assert version_of(v1_store / "meta.db.bak-v1") == 1
+    assert seen == [N + 1] and version_of(v1_store / "meta.db") == N + 2
+    assert version_of(v1_store / f"meta.db.bak-v{N}") == N
 
 
 def test_a_failed_migration_changes_nothing(v1_store, monkeypatch):
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(db, "MIGRATIONS", {2: PROBE_V2, 3: "INSERT INTO no_such_table VALUES (1)"})
-    with pytest.raises(db.StoreError, match=r"migration to schema version 3 failed .*no_such_table"
-                                            r".*unchanged at version 1.*meta.db.bak-v1"):
+    base = dict(db.MIGRATIONS)
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N + 2)
+    monkeypatch.setattr(db, "MIGRATIONS", {**base, N + 1: PROBE_V2,
+                                           N + 2: "INSERT INTO no_such_table VALUES (1)"})
+    with pytest.raises(db.StoreError, match=rf"migration to schema version {N + 2} failed "
+                                            rf".*no_such_table.*unchanged at version {N}"
+                                            rf".*meta.db.bak-v{N}"):
         FileSystem(config.load(v1_store)).start()
-    assert version_of(v1_store / "meta.db") == 1 and "probe" not in tables(v1_store / "meta.db")
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 1)          # the old nexusfs still opens it
-    monkeypatch.setattr(db, "MIGRATIONS", {})
+    assert version_of(v1_store / "meta.db") == N and "probe" not in tables(v1_store / "meta.db")
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N)          # the old nexusfs still opens it
+    monkeypatch.setattr(db, "MIGRATIONS", base)
     assert trio.run(read_a, v1_store) == b"a" * 1000
 
 
 def test_missing_migration_and_newer_store_are_refused(v1_store, monkeypatch):
     before = (v1_store / "meta.db").read_bytes()
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(db, "MIGRATIONS", {2: PROBE_V2})
-    with pytest.raises(db.StoreError, match="no migration to version 3"):
+    base = dict(db.MIGRATIONS)
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N + 2)
+    monkeypatch.setattr(db, "MIGRATIONS", {**base, N + 1: PROBE_V2})
+    with pytest.raises(db.StoreError, match=f"no migration to version {N + 2}"):
         FileSystem(config.load(v1_store)).start()
-    assert not (v1_store / "meta.db.bak-v1").exists()
-    monkeypatch.setattr(db, "SCHEMA_VERSION", 1)
-    monkeypatch.setattr(db, "MIGRATIONS", {})
+    assert not (v1_store / f"meta.db.bak-v{N}").exists()
+    monkeypatch.setattr(db, "SCHEMA_VERSION", N)
+    monkeypatch.setattr(db, "MIGRATIONS", base)
     conn = apsw.Connection(str(v1_store / "meta.db"))
     conn.execute("UPDATE store_info SET value=7 WHERE key='schema_version'")
     conn.close()
-    with pytest.raises(db.StoreError, match="schema version 7; this nexusfs knows up to 1"):
+    with pytest.raises(db.StoreError, match=f"schema version 7; this nexusfs knows up to {N}"):
         FileSystem(config.load(v1_store)).start()
     assert version_of(v1_store / "meta.db") == 7
     assert len(before) > 0
@@ -209,8 +215,8 @@ def test_missing_migration_and_newer_store_are_refused(v1_store, monkeypatch):
 PATCHED_NEXUS = """
 import sys
 from nexusfs.meta import db
-db.SCHEMA_VERSION = 2
-db.MIGRATIONS[2] = {probe!r}
+db.SCHEMA_VERSION = {next}
+db.MIGRATIONS[{next}] = {probe!r}
 from nexusfs.cli import main
 sys.exit(main(prog_name="nexus"))
 """
@@ -218,19 +224,21 @@ sys.exit(main(prog_name="nexus"))
 
 @pytest.mark.fuse
 def test_nexus_mount_migrates_with_a_backup(new_mount):
-    """The real path: `nexus mount` (as a nexusfs whose schema is version 2) on a v1 store."""
+    """The real path: `nexus mount` (as a nexusfs whose schema is version N+1) on a v1 store:
+    every migration from 1 runs, after one backup."""
     m = new_mount(mount=False)
     load_dump(m.data, "v1")
-    script = PATCHED_NEXUS.format(probe=PROBE_V2)
+    script = PATCHED_NEXUS.format(probe=PROBE_V2, next=N + 1)
     r = run([sys.executable, "-c", script, "mount", str(m.mnt), "--data-dir", str(m.data),
              "-o", "allow_other"], check=False)
     assert r.returncode == 0, r.stderr + m.log_tail()
     log = m.log_path.read_text()
-    assert "migrating from schema version 1 to 2" in log and "now at schema version 2" in log
+    assert (f"migrating from schema version 1 to {N + 1}" in log
+            and f"now at schema version {N + 1}" in log)
     assert (m.mnt / "src/lib/util.py").read_bytes() == b"def util():\n    return 42\n" * 30
     m.unmount()
-    assert version_of(m.data / "meta.db") == 2 and version_of(m.data / "meta.db.bak-v1") == 1
-    # this nexusfs (schema 1) refuses the upgraded store, with a message, and mounts nothing
+    assert version_of(m.data / "meta.db") == N + 1 and version_of(m.data / "meta.db.bak-v1") == 1
+    # this nexusfs (schema N) refuses the upgraded store, with a message, and mounts nothing
     r = run([NEXUS, "mount", str(m.mnt), "--data-dir", str(m.data)], check=False)
     assert r.returncode == 1 and "upgrade nexusfs" in r.stderr and not m.is_mounted(), r.stderr
     # the backup is a complete store of the old version

@@ -83,7 +83,7 @@ class FakeHistory(HistoryService):
         await self._call("snapshot_restore", name, path, caller=caller)
         return {"seq": 50, "changed": 3, "snapshot": name, "path": path or "/"}
 
-    async def snapshot_diff(self, name, path):
+    async def snapshot_diff(self, name, path, caller=None):
         await self._call("snapshot_diff", name, path)
         return [{"change": "added", "path": "/src/new.py"},
                 {"change": "deleted", "path": "/old.txt"},
@@ -108,7 +108,7 @@ class FakeHistory(HistoryService):
                 for i, s in enumerate(targets)]
 
     # -- versions and time travel -----------------------------------------------------------
-    async def versions_list(self, path):
+    async def versions_list(self, path, caller=None):
         await self._call("versions_list", path)
         seqs = sorted(s for p, s in CONTENT if p == path)
         if not seqs:
@@ -116,7 +116,7 @@ class FakeHistory(HistoryService):
         return [{"seq": s, "name": f"{s:010d}-20251121T175320Z", "size": len(CONTENT[path, s]),
                  "mtime_ns": T0, "time_ns": T0} for s in seqs]
 
-    async def version_read(self, path, seq):
+    async def version_read(self, path, seq, caller=None):
         await self._call("version_read", path, seq)
         if (path, seq) not in CONTENT:
             raise FsError(errno.ENOENT, f"{path} has no version {seq}")
@@ -126,14 +126,14 @@ class FakeHistory(HistoryService):
         await self._call("versions_rollback", path, seq, caller=caller)
         return {"seq": 70, "path": path, "version": seq}
 
-    async def cat_at(self, path, seq):
+    async def cat_at(self, path, seq, caller=None):
         await self._call("cat_at", path, seq)
         for (p, s), data in sorted(CONTENT.items(), key=lambda kv: -kv[0][1]):
             if p == path and s <= seq:
                 return data
         raise FsError(errno.ENOENT, f"{path} did not exist at {seq}")
 
-    async def ls_at(self, path, seq):
+    async def ls_at(self, path, seq, caller=None):
         await self._call("ls_at", path, seq)
         if path == "/empty":
             return []
