@@ -1,6 +1,7 @@
 """Who may see a result: ``checker(fs)`` gives ``(caller, ino, mask) -> bool``.
 
-The filesystem's own evaluator (``fs.access.may_access``, or ``fs.may_access``: search permission on every ancestor, then
+The filesystem's own evaluator (``fs.access.may_access``, or ``fs.may_access``: search
+permission on every ancestor, then
 ``mask`` on the inode, with POSIX modes, ACLs and relationship grants) when it has one;
 otherwise ``fallback``: POSIX mode bits along the ancestor chain for the caller's uid, gid and
 supplementary groups. Root passes every check. Runs on the trio thread (metadata reads).

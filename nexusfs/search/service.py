@@ -66,6 +66,7 @@ class SearchService:
         self.lag_s = 0.0                         # age of the oldest pending change
         self._since: dict[int, float] = {}
         self._wake: trio.Event | None = None
+        self._stopped = trio.Event()
         self._idle: trio.Event | None = None
         self._running = False
         self._closing = False
@@ -100,8 +101,8 @@ class SearchService:
         self._closing = True
         if self._wake is not None:
             self._wake.set()
-        while self._running and self.inflight:
-            await trio.sleep(0.01)
+        if self._running:                        # let the batch under way end first
+            await self._stopped.wait()
         self._writer.stop()
         if self.db is not None:
             self.db.close()
@@ -137,6 +138,7 @@ class SearchService:
         except RuntimeError:
             return                           # not in trio yet (fs.start): tick() starts it
         self._running = True
+        self._stopped = trio.Event()
         trio.lowlevel.spawn_system_task(self._run)
 
     # -- the indexer --------------------------------------------------------------------------
@@ -153,12 +155,15 @@ class SearchService:
                     continue
                 if len(self.pending) < BATCH_FILES and self._idle is None:
                     await trio.sleep(GATHER_DELAY)    # (nobody waits: gather more first)
+                    if self._closing:
+                        break
                 await self._batch()
         except Exception:
             log.exception("search indexer failed; it restarts with the next change")
         finally:
             self._running = False
             self.inflight.clear()
+            self._stopped.set()
 
     async def _batch(self) -> None:
         docs: list[Doc] = []
@@ -166,7 +171,8 @@ class SearchService:
         now = time.monotonic()
         oldest = min((self._since.get(i, now) for i in list(self.pending)[:1]), default=now)
         self.lag_s = now - oldest
-        while self.pending and len(docs) < BATCH_FILES and size < BATCH_BYTES:
+        while self.pending and len(docs) < BATCH_FILES and size < BATCH_BYTES \
+                and not self._closing:
             ino = next(iter(self.pending))
             del self.pending[ino]
             self.inflight.add(ino)
@@ -177,6 +183,9 @@ class SearchService:
                 doc = Doc(ino)
             docs.append(doc)
             size += len(doc.raw or b"") + len(doc.parsed or "")
+        if self._closing:                      # the store is closing: the next start redoes it
+            self.inflight.clear()
+            return
         try:
             await self._writer.run(self.db.apply, docs)
         except Exception:
