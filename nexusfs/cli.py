@@ -281,6 +281,11 @@ from .cli_files import register as _register_files  # noqa: E402
 
 _register_files(main)
 
+# grep, glob, search, reindex: the search index (daemon, or the store opened here)
+from .cli_search import register as _register_search  # noqa: E402
+
+_register_search(main)
+
 
 if __name__ == "__main__":
     main()

@@ -188,6 +188,28 @@ class Nexus:
                 argv += [flag, str(value)]
         return self.command(*argv)
 
+    # -- search -------------------------------------------------------------------------------
+    def grep(self, pattern: str, *, path: str = "/", file_pattern: str | None = None,
+             search_mode: str = "auto", ignore_case: bool = False, fixed_strings: bool = False,
+             limit: int = 1000) -> list[dict]:
+        """Lines matching ``pattern`` (grep -E syntax), path order, up to ``limit`` lines:
+        dicts with path, line, text and source ("raw" or the parsed view)."""
+        argv = ["grep", "--path", _check(path), "--search-mode", search_mode,
+                "--limit", str(limit)]
+        if file_pattern:
+            argv += ["--file-pattern", file_pattern]
+        argv += ["--ignore-case"] * ignore_case + ["--fixed-strings"] * fixed_strings
+        return self.command(*argv, "--", pattern)["results"]
+
+    def glob(self, pattern: str, *, path: str = "/") -> list[str]:
+        """Store paths matching ``pattern`` (``*``, ``?``, ``[..]``, ``**``), path order."""
+        return [g["path"] for g in self.command("glob", "--path", _check(path), "--", pattern)]
+
+    def search(self, query: str, *, path: str = "/", limit: int = 10) -> list[dict]:
+        """Files ranked by relevance (BM25) to ``query``, with their best line."""
+        return self.command("search", "--path", _check(path), "--limit", str(limit), "--",
+                            *query.split())
+
     # -- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
         self._door.close()

@@ -482,3 +482,4 @@ from . import rebac_commands  # noqa: E402,F401  (registers the rebac commands)
 
 # the file operations (file info|read|write|ls|...): the nexus API's door into the daemon
 from . import file_commands  # noqa: E402,F401
+from . import search_commands  # noqa: E402,F401  (grep, glob, search, reindex, index status)

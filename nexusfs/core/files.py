@@ -215,7 +215,10 @@ class FileOps:
         and cut a version; then let document views know. ``held``: the caller holds the
         inode's lock already (a conditional write, nexusfs/api/service.py)."""
         if await self._commit_locked(ino, held):
-            await self.docs.after_commit(ino)
+            try:
+                await self.docs.after_commit(ino)
+            finally:
+                self.search.touched(ino)      # (after: the document kind is known then)
 
     async def _commit_locked(self, ino: int, held: bool = False) -> bool:
         async with nullcontext() if held else self._lock(ino):

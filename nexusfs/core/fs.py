@@ -30,6 +30,7 @@ from ..config import Config
 from ..meta import db
 from ..meta.store import MetaStore, space_figures
 from ..meta.timetravel import TimeTravel
+from ..search.service import SearchService
 from ..types import ROOT_INO, Attr, Caller, FsError, StatFs
 from .buffers import DirtyFile
 from .access import AccessControl
@@ -77,6 +78,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.invalidate_attrs_hook = None   # set by the FUSE adapter: async (inodes)
         self.stats_sources: list = []    # (figures so far) -> more figures; the runtime adds its own
         self._stale: tuple[set, set] = (set(), set())
+        self.search = SearchService(self)   # the index: hooks queue, a background task indexes
         self.meta: MetaStore
         self.packs: PackStore
         self.content: ContentStore
@@ -125,6 +127,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.vtree = VirtualTree(self, self.history)
         self.docs = DocViews(self)
         self._recover()
+        self.search.start()
         self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
         self.access = AccessControl(self)
 
@@ -147,6 +150,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.lookups.clear()
         self._purge_unlinked_all()
         self.docs.close()
+        await self.search.close()
         await self.sync()
         try:
             self.meta.checkpoint()
@@ -221,6 +225,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             await self.sync(durable=False)
         if self.garbage_hint > self.cfg.gc_threshold:
             self.start_gc()
+        self.search.tick()
         if self.packs.close_retired():
             self._space_checked = 0.0         # space came back: look again
         if self.access.tick(time.time_ns()):
@@ -290,6 +295,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         for ino in inodes:
             self.content.forget(ino)
         self.forget_paths()
+        self.search.touched_many(inodes)
         if self.invalidate_hook is not None:
             self._stale[0].update(inodes)
             self._stale[1].update(entries)

@@ -56,6 +56,7 @@ class NamespaceOps:
             self.meta.add_dentry(parent, name, ino)
             self.meta.touch_dir(parent, now, 1 if is_dir else 0)
             self.meta.end_op(seq, 0, ino)
+            self.search.touched(ino) if not is_dir else None
             return self._entry(ino)
 
     async def mkdir(self, parent: int, name: bytes, mode: int, caller: Caller) -> Attr:
@@ -95,6 +96,7 @@ class NamespaceOps:
             self.meta.add_dentry(parent, name, ino)
             self.meta.add_nlink(ino, 1, now)
             self.meta.touch_dir(parent, now)
+            self.search.touched(ino)
             if self.access.active:
                 self.access.changed()         # grants above the new name now reach it
             return self._entry(ino)
@@ -143,6 +145,7 @@ class NamespaceOps:
             self._maybe_purge(ino)
 
     def _drop_link(self, ino: int, attr: Attr, now: int, seq: int) -> None:
+        self.search.touched(ino)
         if st.S_ISDIR(attr.mode):
             self.meta.update_attr(ino, nlink=0, ctime_ns=now)
         else:
@@ -232,6 +235,7 @@ class NamespaceOps:
             self.meta.update_attr(dst, ctime_ns=now)
             self._cut_version(src, seq)
             self._cut_version(dst, seq)
+            self.search.touched_many((src, dst))
             return
         if dst is not None:
             if flags & RENAME_NOREPLACE:
@@ -268,6 +272,7 @@ class NamespaceOps:
                 self.meta.touch_dir(new_parent, now)
         self.meta.update_attr(src, ctime_ns=now)
         self._cut_version(src, seq)
+        self.search.touched(src)
 
     # -- directories --------------------------------------------------------------------------
     async def opendir(self, ino: int, caller: Caller | None = None) -> int:

@@ -25,6 +25,8 @@ class VirtualRouting:
         if is_virtual(parent):
             if name == b".":
                 return self.vtree.entry(parent)
+            if self.vtree.search.owns(parent):
+                return await self.vtree.search.lookup(parent, name, caller)
             return self.vtree.lookup(parent, name)
         try:
             attr = await super().lookup(parent, name, caller)
@@ -150,13 +152,14 @@ class VirtualRouting:
             self.vtree.attr(ino)
             fh = self._new_fh()
             self.dir_handles[fh] = ino
+            await self.vtree.search.opendir(ino, fh, caller)
             return fh
         return await super().opendir(ino, caller)
 
     async def readdir(self, fh: int, start_id: int, limit: int = 1000) -> list[DirEntry]:
         ino = self.dir_handles.get(fh)
         if ino is not None and is_virtual(ino):
-            return self.vtree.readdir(ino, start_id)[:limit]
+            return self.vtree.readdir(ino, start_id, fh)[:limit]
         return await super().readdir(fh, start_id, limit)
 
     def entry_reported(self, entry: DirEntry) -> None:

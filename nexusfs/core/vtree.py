@@ -7,6 +7,7 @@
     /.nexus/snapshots/   mkdir = create, rmdir = delete, mv = rename; NAME/ is the tree then
     /.nexus/history/P/   the versions of P (a file shows as a directory of versions)
     /.nexus/at/SEQ/      the whole tree as of SEQ
+    /.nexus/search/Q/    ranked search results for query Q (searchtree.py)
 
 Hidden from the root's listing (it has no directory entry) but reachable by name. Everything
 below snapshots/NAME, history/ and at/ is read-only (EROFS). Virtual inodes are numbered from
@@ -21,18 +22,21 @@ import stat as st
 import time
 
 from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
+from .searchtree import SearchTree
 
 VINO_BASE = 1 << 48
 NEXUS, CTL, CTL_LAST, LOG, STATS, SNAPSHOTS, HISTORY, AT, CONFIG, RAW = (
     VINO_BASE + i for i in range(1, 11))
+SEARCH = VINO_BASE + 11
 NEXUS_NAME = b".nexus"
 RAW_NAME = b".raw"
 FIXED = {NEXUS: ("dir", 0o555), CTL: ("ctl", 0o666), CTL_LAST: ("last", 0o444),
          LOG: ("log", 0o444), STATS: ("stats", 0o444), SNAPSHOTS: ("snapdir", 0o755),
          HISTORY: ("hroot", 0o555), AT: ("atdir", 0o555), CONFIG: ("cfgdir", 0o555),
-         RAW: ("rawroot", 0o755)}
+         RAW: ("rawroot", 0o755), SEARCH: ("srchroot", 0o555)}
 TOP = [(b"ctl", CTL), (b"ctl.last", CTL_LAST), (b"log", LOG), (b"stats", STATS),
-       (b"snapshots", SNAPSHOTS), (b"history", HISTORY), (b"at", AT), (b"config", CONFIG)]
+       (b"snapshots", SNAPSHOTS), (b"history", HISTORY), (b"at", AT), (b"config", CONFIG),
+       (b"search", SEARCH)]
 # settings shown under /.nexus/config/, one value per file
 CONFIG_FILES = ("views_mode", "auto_parse", "retain_days", "retain_ops", "commit_interval",
                 "chunk_cache_bytes", "data_dir")
@@ -64,6 +68,7 @@ class VirtualTree:
         self._views: dict[int, tuple] = {}      # vino -> (size, extent map) of an open past file
         self._next = VINO_BASE + 1000
         self.started_ns = time.time_ns()
+        self.search = SearchTree(fs, self)
 
     # -- virtual inode numbers ----------------------------------------------------------------
     def _vino(self, key: tuple) -> int:
@@ -180,7 +185,7 @@ class VirtualTree:
     def _fixed_attr(self, vino: int, kind: str, perm: int) -> Attr:
         if kind == "rawroot":
             return self._raw_attr(vino, ROOT_INO)
-        is_dir = kind in ("dir", "snapdir", "hroot", "atdir", "cfgdir")
+        is_dir = kind in ("dir", "snapdir", "hroot", "atdir", "cfgdir", "srchroot")
         mode = (st.S_IFDIR if is_dir else st.S_IFREG) | perm
         t = self.started_ns
         return Attr(vino, mode, 2 if is_dir else 1, 0, 0, 0, 0, 0, t, t, t, volatile=True)
@@ -191,6 +196,8 @@ class VirtualTree:
             return self._fixed_attr(vino, kind, perm)
         node = self._node(vino)
         kind = node[0]
+        if kind in SearchTree.KINDS:
+            return self.search.attr(vino, node)
         if kind == "view":
             return self.view_attr(node[1], node[2])
         if kind == "auto":
@@ -309,7 +316,9 @@ class VirtualTree:
             value = "on" if value else "off"
         return f"{value}\n".encode()
 
-    def readdir(self, vino: int, start: int) -> list[DirEntry]:
+    def readdir(self, vino: int, start: int, fh: int | None = None) -> list[DirEntry]:
+        if self.nodes.get(vino, ("",))[0] == "sq":
+            return self.search.readdir(vino, fh, start)
         if vino == RAW or self.nodes.get(vino, ("",))[0] == "raw":
             return self._raw_listing(ROOT_INO if vino == RAW else self.nodes[vino][1])[start:]
         names = self._listing(vino)
@@ -326,7 +335,7 @@ class VirtualTree:
             return list(TOP)
         if vino == SNAPSHOTS:
             return [(n.encode(), self._vino(("tree", s, r))) for n, s, r, _p, _c in self.fs.tt.snapshots()]
-        if vino == AT:
+        if vino in (AT, SEARCH):
             return []
         if vino == CONFIG:
             return [(n.encode(), self._vino(("cfg", n))) for n in CONFIG_FILES]
@@ -354,6 +363,8 @@ class VirtualTree:
 
     def readlink(self, vino: int) -> bytes:
         node = self._node(vino)
+        if node[0] == "sl":
+            return node[3]
         if node[0] != "tree":
             raise FsError(errno.EINVAL)
         target = self.fs.tt.readlink(node[2], node[1])
@@ -382,6 +393,11 @@ class VirtualTree:
             if self.ctl_factory is None:
                 raise FsError(errno.ENOSYS, "no control plane attached")
             self.handles[fh] = VHandle(vino, ctl=self.ctl_factory(), caller=caller)
+            return True
+        if kind == "sr":
+            if writing:
+                raise FsError(errno.EROFS)
+            self.handles[fh] = VHandle(vino, data=await self.search.open(vino, caller))
             return True
         if kind == "cfg":
             if writing:

@@ -175,3 +175,15 @@ def test_async_asyncio(data_dir):
             return await nx.read("/a/3", with_metadata=True)
     meta = asyncio.run(main())
     assert meta.content == b"x" and meta.etag
+
+
+def test_search_from_the_api(nx):
+    """grep, glob and ranked search on an embedded store see a write at once."""
+    nx.write("/src/a.py", b"x = 1\n# TODO fix the token refresh\n")
+    nx.write("/src/b.txt", b"nothing here\n")
+    assert [(r["path"], r["line"]) for r in nx.grep("TODO|FIXME")] == [("/src/a.py", 2)]
+    assert nx.grep("todo", ignore_case=True, file_pattern="**/*.txt") == []
+    assert nx.glob("**/*.py") == ["/src/a.py"]
+    assert nx.search("token refresh")[0]["path"] == "/src/a.py"
+    nx.rm("/src/a.py")
+    assert nx.grep("TODO") == [] and nx.glob("**/*.py") == []
