@@ -2,7 +2,8 @@
 write-batch): a store used from the shell without a mount, through the nexus API.
 
 The store is ``--data-dir DIR`` (or $NEXUS_DATA_DIR), or the mount point of ``--mount MNT``,
-else the only running mount, else the default data directory. When a daemon serves it the verbs
+else the store the current directory is in (found upwards, as git finds its repository), else
+the only running mount, else the default data directory. When a daemon serves it the verbs
 go through its control socket; otherwise they open it for the duration of the command (a
 second process then gets exit 5, "in use").
 
@@ -66,6 +67,8 @@ def _store(data_dir: str | None, mount: str | None):
             nx = connect(mount, door="daemon", create=False)
         elif data_dir:
             nx = connect(data_dir, create=False)
+        elif (here := _enclosing_store(Path.cwd())) is not None:
+            nx = connect(here, create=False)
         else:
             mounts = runtime.all_mounts()
             nx = connect(mounts[0]["data_dir"] if len(mounts) == 1 else None, create=False)
@@ -85,12 +88,22 @@ def _store(data_dir: str | None, mount: str | None):
         sys.exit(0)
 
 
+def _enclosing_store(start: Path) -> Path | None:
+    """The data directory holding ``start`` (itself or an ancestor), if any."""
+    from .config import META_DB
+    for d in (start, *start.parents):
+        if (d / META_DB).is_file():
+            return d
+    return None
+
+
 def _store_options(fn):
     fn = click.option("--mount", "mount", type=click.Path(file_okay=False),
                       help="A mount point: ask its daemon.")(fn)
     fn = click.option("--data-dir", envvar="NEXUS_DATA_DIR", type=click.Path(file_okay=False),
-                      help="The store ($NEXUS_DATA_DIR; default: the only running mount, else "
-                           "the default data directory).")(fn)
+                      help="The store ($NEXUS_DATA_DIR; default: the store the current directory "
+                           "is in, else the only running mount, else the default data "
+                           "directory).")(fn)
     return fn
 
 
@@ -162,7 +175,8 @@ def init(directory):
         connect(directory, door="embedded", create=True).close()
     except NexusError as e:
         _fail(str(e), e.exit_code)
-    click.echo(f"empty nexusfs store in {cfg.data_dir}")
+    click.echo(f"empty nexusfs store in {cfg.data_dir} (the verbs use it from inside it, or "
+               f"with --data-dir / NEXUS_DATA_DIR)")
 
 
 @click.command("write")

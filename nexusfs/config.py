@@ -20,6 +20,9 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
+META_DB = "meta.db"                     # the file that makes a directory a store
+
+
 def default_data_dir() -> Path:
     """Root keeps its stores in /var/lib/nexusfs; other users under their XDG data home."""
     if os.geteuid() == 0:
@@ -60,7 +63,7 @@ class Config:
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "meta.db"
+        return self.data_dir / META_DB
 
     @property
     def pack_dir(self) -> Path:

@@ -23,14 +23,15 @@ def fsck_clean(data_dir) -> None:
 
 
 def nexus(*args, input=None, user: str | None = None, check_rc: int | None = 0,
-          env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+          env: dict | None = None, timeout: float = 120, cwd=None) -> subprocess.CompletedProcess:
     """The nexus CLI as a subprocess (bytes out)."""
     cmd = [NEXUS, *[str(a) for a in args]]
     if user:
         cmd = ["runuser", "-u", user, "--", *cmd]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
     full_env.update(env or {})
-    r = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=full_env)
+    r = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=full_env,
+                       cwd=cwd)
     if check_rc is not None:
         assert r.returncode == check_rc, (cmd, r.returncode, r.stdout[-2000:], r.stderr[-2000:])
     return r

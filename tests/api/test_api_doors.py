@@ -318,3 +318,16 @@ def test_socket_callers_get_acl_and_grant_decisions(mounts, test_user):
         assert not r["ok"] and r["error"] == "EACCES", (name, r)
     r = ask_as(test_user, sock, "file", "read", "--", "/closed")
     assert not r["ok"] and r["error"] == "EACCES"
+
+
+def test_verbs_find_the_store_they_run_in(tmp_path):
+    """`nexus init ./p` then, from inside p (or below), the verbs use p, as git finds its
+    repository; --data-dir still wins."""
+    nexus("init", tmp_path / "p")
+    other = tmp_path / "other"
+    nexus("init", other)
+    (tmp_path / "p" / "deep" / "er").mkdir(parents=True)
+    nexus("write", "/hello.txt", "Hello", cwd=tmp_path / "p" / "deep" / "er")
+    assert nexus("cat", "/hello.txt", cwd=tmp_path / "p").stdout == b"Hello"
+    nexus("cat", "/hello.txt", "--data-dir", other, cwd=tmp_path / "p", check_rc=3)
+    assert nexus("cat", "/hello.txt", "--data-dir", tmp_path / "p").stdout == b"Hello"
