@@ -60,6 +60,7 @@ def _store(data_dir: str | None, mount: str | None):
     """The connection for one command; every API error ends it as one line + its exit code."""
     from . import runtime
     from .api import connect
+    from .config import enclosing_store
     try:
         if mount and data_dir:
             raise click.UsageError("give --mount or --data-dir, not both")
@@ -67,7 +68,7 @@ def _store(data_dir: str | None, mount: str | None):
             nx = connect(mount, door="daemon", create=False)
         elif data_dir:
             nx = connect(data_dir, create=False)
-        elif (here := _enclosing_store(Path.cwd())) is not None:
+        elif (here := enclosing_store()) is not None:
             nx = connect(here, create=False)
         else:
             mounts = runtime.all_mounts()
@@ -86,15 +87,6 @@ def _store(data_dir: str | None, mount: str | None):
         except (OSError, ValueError):
             pass
         sys.exit(0)
-
-
-def _enclosing_store(start: Path) -> Path | None:
-    """The data directory holding ``start`` (itself or an ancestor), if any."""
-    from .config import META_DB
-    for d in (start, *start.parents):
-        if (d / META_DB).is_file():
-            return d
-    return None
 
 
 def _store_options(fn):

@@ -29,7 +29,7 @@ def _fail(message: str, code: int = 2):
 
 
 def _options(fn):
-    fn = click.option("--data-dir", type=click.Path(file_okay=False),
+    fn = click.option("--data-dir", envvar="NEXUS_DATA_DIR", type=click.Path(file_okay=False),
                       help="The store (asked through its daemon, or opened here when not mounted).")(fn)
     fn = click.option("--mount", "mount", type=click.Path(file_okay=False),
                       help="The mount point whose daemon to ask (default: the only one).")(fn)
@@ -44,6 +44,8 @@ class _Asker:
         self.fs = None
         self.target = None
         served = True
+        if not data_dir and not mount:
+            data_dir = config.enclosing_store()
         if data_dir and not mount:
             cfg = config.load(data_dir)
             real = os.path.realpath(cfg.data_dir)

@@ -23,6 +23,16 @@ MiB = 1024 * KiB
 META_DB = "meta.db"                     # the file that makes a directory a store
 
 
+def enclosing_store(start: str | os.PathLike | None = None) -> Path | None:
+    """The data directory ``start`` (default: the current directory) is in, itself or an
+    ancestor, as git finds its repository; None outside any store."""
+    here = Path(start) if start is not None else Path.cwd()
+    for d in (here, *here.parents):
+        if (d / META_DB).is_file():
+            return d
+    return None
+
+
 def default_data_dir() -> Path:
     """Root keeps its stores in /var/lib/nexusfs; other users under their XDG data home."""
     if os.geteuid() == 0:

@@ -108,10 +108,15 @@ class EmbeddedStore:
         return self._run(go)
 
     def command(self, argv: list[str]):
+        return self.request(argv)["data"]
+
+    def request(self, argv: list[str]) -> dict:
+        """A control command's whole reply, as the socket gives it: {"text", "data"}."""
         from ..control.commands import execute_argv
 
         async def go():
-            return (await execute_argv(self.fs.history, argv, self.caller)).data
+            reply = await execute_argv(self.fs.history, argv, self.caller)
+            return {"text": reply.text, "data": reply.data}
         return self._run(go)
 
     def close(self) -> None:

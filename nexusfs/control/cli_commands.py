@@ -2,8 +2,9 @@
 undo, versions, cat and ls (``register(main)`` adds them to the nexus group).
 
 Each finds the daemon (``--mount MNT``, ``--data-dir DIR``, else the only running mount, or the
-mount that holds a path it was given), turns paths under the mount point into store paths,
-sends one argv request and prints the reply: the daemon's text (line by line, so ``| head``
+mount that holds a path it was given) or, when no daemon serves the store, opens the store
+itself (control/door.py); turns paths under the mount point into store paths, runs one argv
+request and prints the reply: the daemon's text (line by line, so ``| head``
 stops it cleanly), raw bytes for file contents, or the reply's data as JSON with ``--json``.
 Exit codes as everywhere in nexus: 0 ok, 1 the operation failed ("nexus: message" on stderr),
 2 usage errors (click's). Synchronous; one request per invocation.
@@ -17,7 +18,8 @@ import sys
 
 import click
 
-from .client import ControlError, Target, call, locate
+from .client import ControlError
+from .door import ask
 
 
 def _fail(message: str, code: int = 1):
@@ -27,19 +29,20 @@ def _fail(message: str, code: int = 1):
 
 def _daemon_options(fn):
     fn = click.option("--json", "as_json", is_flag=True, help="Print the reply's data as JSON.")(fn)
-    fn = click.option("--data-dir", type=click.Path(file_okay=False),
-                      help="The store whose daemon to ask.")(fn)
+    fn = click.option("--data-dir", envvar="NEXUS_DATA_DIR", type=click.Path(file_okay=False),
+                      help="The store (asked through its daemon, or opened here when not "
+                           "mounted; default: the store the current directory is in).")(fn)
     fn = click.option("--mount", "mount", type=click.Path(file_okay=False),
                       help="The mount point whose daemon to ask (default: the only one).")(fn)
     return fn
 
 
 def _ask(mount, data_dir, as_json, build, *, paths=(), raw=False):
-    """Locate the daemon, build the argv with ``build(target.store_path)``, ask, print."""
+    """Ask the daemon (or the store opened here when none serves it) the argv that
+    ``build(store_path)`` makes, print the reply."""
     try:
-        target: Target = locate(mount, data_dir, hints=[p for p in paths if p])
         want = ("data",) if as_json or raw else ("text",)
-        reply = call(target.socket_path, argv=build(target.store_path), want=want)
+        reply = ask(mount, data_dir, build, hints=paths, want=want)
     except ControlError as e:
         _fail(str(e))
     data = reply.get("data")

@@ -12,7 +12,8 @@ import sys
 import click
 
 from .cli_commands import _daemon_options, _fail, _opt
-from .client import ControlError, call, locate
+from .client import ControlError
+from .door import ask
 
 
 def _obj(sp, value: str) -> str:
@@ -21,9 +22,9 @@ def _obj(sp, value: str) -> str:
 
 def _run(mount, data_dir, as_json, build, paths=()):
     try:
-        target = locate(mount, data_dir, hints=[p for p in paths if p and not p.startswith("team:")])
-        reply = call(target.socket_path, argv=build(target.store_path),
-                     want=("data",) if as_json else ("text", "data"))
+        reply = ask(mount, data_dir, build,
+                    hints=[p for p in paths if p and not p.startswith("team:")],
+                    want=("data",) if as_json else ("text", "data"))
     except ControlError as e:
         _fail(str(e))
     if as_json:

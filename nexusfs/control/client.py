@@ -24,6 +24,10 @@ class ControlError(Exception):
     """The daemon could not be asked (or said no): ``str()`` is a one-line message."""
 
 
+class NoDaemon(ControlError):
+    """No daemon listens on the socket (none there, or a stale one)."""
+
+
 class RemoteError(ControlError):
     """The daemon answered with an error."""
 
@@ -75,11 +79,14 @@ def _under(path: str, mountpoint: str) -> str | None:
 
 def locate(mount: str | None = None, data_dir: str | None = None,
            hints: tuple[str, ...] | list[str] = ()) -> Target:
-    """The daemon named by ``--mount`` or ``--data-dir``, else the only running mount (or the
-    one mount that holds one of the ``hints``, the paths a command was given)."""
+    """The daemon named by ``--mount`` or ``--data-dir``, else the daemon of the store the
+    current directory is in, else the only running mount (or the one mount that holds one of
+    the ``hints``, the paths a command was given)."""
     from .. import config, runtime
     if mount and data_dir:
         raise ControlError("give --mount or --data-dir, not both")
+    if not mount and not data_dir:
+        data_dir = config.enclosing_store()
     if mount:
         mp = os.path.abspath(mount)
         info = runtime.read_registry(mp)
@@ -120,12 +127,12 @@ class Connection:
                 self.sock.connect(address)
         except FileNotFoundError:
             self.sock.close()
-            raise ControlError(f"no control socket at {self.socket_path}; is the store "
-                               f"mounted?") from None
+            raise NoDaemon(f"no control socket at {self.socket_path}; is the store "
+                           f"mounted?") from None
         except ConnectionRefusedError:
             self.sock.close()
-            raise ControlError(f"no daemon listens on {self.socket_path} (a stale socket: the "
-                               f"daemon has exited)") from None
+            raise NoDaemon(f"no daemon listens on {self.socket_path} (a stale socket: the "
+                           f"daemon has exited)") from None
         except OSError as e:
             self.sock.close()
             raise ControlError(f"cannot connect to {self.socket_path}: "

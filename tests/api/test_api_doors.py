@@ -331,3 +331,26 @@ def test_verbs_find_the_store_they_run_in(tmp_path):
     assert nexus("cat", "/hello.txt", cwd=tmp_path / "p").stdout == b"Hello"
     nexus("cat", "/hello.txt", "--data-dir", other, cwd=tmp_path / "p", check_rc=3)
     assert nexus("cat", "/hello.txt", "--data-dir", tmp_path / "p").stdout == b"Hello"
+
+
+def test_history_verbs_without_a_daemon(tmp_path):
+    """log, snapshot, versions, undo and rebac open a store no daemon serves (as the file
+    verbs do), found by --data-dir or by the current directory; a store held by another
+    process is a one-line error."""
+    store = tmp_path / "p"
+    nexus("init", store)
+    nexus("write", "/a.txt", "one", cwd=store)
+    nexus("snapshot", "create", "before", cwd=store)
+    nexus("write", "/a.txt", "two", cwd=store)
+    assert b"before" in nexus("snapshot", "list", "--data-dir", store).stdout
+    assert len(json.loads(nexus("versions", "list", "/a.txt", "--json", cwd=store).stdout)) == 2
+    log = json.loads(nexus("log", "--json", "--data-dir", store).stdout)
+    assert [e["op"] for e in log][-1] == "write"
+    nexus("undo", cwd=store)
+    assert nexus("cat", "/a.txt", cwd=store).stdout == b"one"
+    nexus("rebac", "create", "user:root", "viewer-of", "/a.txt", cwd=store)
+    assert b"viewer-of" in nexus("rebac", "list", cwd=store).stdout
+    with nexusfs.connect(store, door="embedded"):
+        r = nexus("log", "--data-dir", store, check_rc=1)
+        assert r.stderr.count(b"\n") == 1 and b"in use" in r.stderr
+    nexus("log", "--data-dir", tmp_path / "nothing", check_rc=1)
