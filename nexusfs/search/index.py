@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS files (
     ino      INTEGER PRIMARY KEY,   -- the inode (meta.db's inodes.ino)
     key      TEXT NOT NULL,         -- 'seq:size:mtime_ns:ctime_ns' of the state indexed
     kind     TEXT,                  -- document kind (views) or NULL
-    partial  INTEGER NOT NULL,      -- 1: raw content past the cap (raw/auto grep scans it)
+    partial  INTEGER NOT NULL,      -- 1: raw content not in raw_tri (past the cap, or binary:
+                                    --    grep scans it live)
     unparsed INTEGER NOT NULL,      -- 1: a document whose text is not indexed (yet)
     binary   INTEGER NOT NULL       -- 1: raw content holds NUL bytes
 );
@@ -136,6 +137,10 @@ class IndexDB:
             self.r.close()
             self.w.close()
 
+    def interrupt(self) -> None:
+        """Abort the batch being written (from any thread; it rolls back and raises)."""
+        self.w.interrupt()
+
     # -- writing (the indexer's thread) -------------------------------------------------------
     def apply(self, docs: list[Doc]) -> None:
         """Index a batch in one transaction (replacing what each inode had)."""
@@ -149,16 +154,20 @@ class IndexDB:
                     c.execute("DELETE FROM files WHERE ino=?", (d.ino,))
                 if d.raw is None:
                     continue
+                # Binary content is not trigram-indexed: its trigrams are nearly all distinct
+                # (8 MiB of random bytes would take minutes and bloat the index), and grep
+                # reads such files live anyway; partial=1 makes every grep scan it.
                 binary = b"\0" in d.raw
-                raw_text = text_of(d.raw)
-                c.execute("INSERT INTO raw_tri(rowid, body) VALUES (?,?)", (d.ino, raw_text))
+                raw_text = "" if binary else text_of(d.raw)
+                if not binary:
+                    c.execute("INSERT INTO raw_tri(rowid, body) VALUES (?,?)", (d.ino, raw_text))
                 if d.kind is not None and d.parsed is not None:
                     c.execute("INSERT INTO parsed_tri(rowid, body) VALUES (?,?)", (d.ino, d.parsed))
                 body = d.parsed if d.kind is not None else ("" if binary else raw_text)
                 c.execute("INSERT INTO words(rowid, name, body) VALUES (?,?,?)",
                           (d.ino, d.names, (body or "")[:WORDS_CAP]))
                 c.execute("INSERT INTO files VALUES (?,?,?,?,?,?)",
-                          (d.ino, d.key, d.kind, int(d.partial),
+                          (d.ino, d.key, d.kind, int(d.partial or binary),
                            int(d.kind is not None and d.parsed is None), int(binary)))
 
     def clear(self) -> None:
@@ -190,7 +199,10 @@ class IndexDB:
                 if mode in ("raw", "auto"):
                     raw = {r[0] for r in c.execute("SELECT rowid FROM raw_tri WHERE raw_tri MATCH ?",
                                                    (query,))}
-                    raw |= {r[0] for r in c.execute("SELECT ino FROM files WHERE partial=1")}
+                    # (in auto mode a document is grepped by its parsed text only)
+                    raw |= {r[0] for r in c.execute(
+                        "SELECT ino FROM files WHERE partial=1" +
+                        (" AND kind IS NULL" if mode == "auto" else ""))}
                 if mode in ("parsed", "auto"):
                     parsed = {r[0] for r in c.execute(
                         "SELECT rowid FROM parsed_tri WHERE parsed_tri MATCH ?", (query,))}

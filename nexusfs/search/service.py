@@ -40,6 +40,7 @@ log = logging.getLogger("nexusfs.search")
 BATCH_FILES = 256
 GATHER_DELAY = 0.2     # s: lets a create and its first commit become one indexing
 BATCH_BYTES = 32 << 20
+BINARY_PROBE = 64 << 10           # a NUL in a file's first bytes: binary, read no further
 
 
 def state_key(size: int, mtime_ns: int, ctime_ns: int, generation: int) -> str:
@@ -101,7 +102,9 @@ class SearchService:
         self._closing = True
         if self._wake is not None:
             self._wake.set()
-        if self._running:                        # let the batch under way end first
+        if self._running:                        # the batch under way ends now: rolled back,
+            if self.db is not None:              # it is redone by the next start's
+                self.db.interrupt()              # reconciliation
             await self._stopped.wait()
         self._writer.stop()
         if self.db is not None:
@@ -189,6 +192,8 @@ class SearchService:
         try:
             await self._writer.run(self.db.apply, docs)
         except Exception:
+            if self._closing:
+                return
             log.exception("search index: a batch of %d failed; queued again", len(docs))
             for d in docs:
                 self._queue(d.ino)
@@ -211,7 +216,9 @@ class SearchService:
             return Doc(ino)
         size = attr.size                         # committed (a pending commit re-queues)
         want = min(size, RAW_CAP)
-        raw = await fs.content.read(ino, None, 0, want) if want else b""
+        raw = await fs.content.read(ino, None, 0, min(want, BINARY_PROBE)) if want else b""
+        if want > len(raw) and b"\0" not in raw:      # (binary content is not indexed)
+            raw += await fs.content.read(ino, None, len(raw), want - len(raw))
         doc = Doc(ino, state_key(attr.size, attr.mtime_ns, attr.ctime_ns, attr.generation),
                   " ".join(n.decode("utf-8", "replace") for _p, n in names), raw,
                   partial=size > RAW_CAP)

@@ -62,6 +62,27 @@ async def test_narrowing_is_used(fs):
     assert res["candidates"] == 41 and len(res["results"]) == 1
 
 
+async def test_binary_files_are_scanned_not_indexed(fs, tmp_path):
+    """Binary content stays out of the trigram index (random bytes would take minutes to
+    index) yet grep finds matches in it, as grep -r does ("binary file matches")."""
+    import random
+    blob = bytearray(random.Random(5).randbytes(300_000))
+    blob[200_000:200_012] = b"needle-12345"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name, data in (("blob.bin", bytes(blob)), ("text.txt", b"a needle-12345 here\n"),
+                       ("other.txt", b"nothing\n")):
+        (plain / name).write_bytes(data)
+        await put(fs, f"/{name}", data)
+    await fs.search.settle()
+    assert fs.search.db.r.execute(
+        "SELECT count(*) FROM files WHERE partial=1 AND binary=1").fetchone()[0] == 1
+    res = await ops.grep(fs.search, ROOT, "needle-12345")
+    assert res["narrowed"] and res["candidates"] == 2
+    assert as_grep_lines(await all_pages(fs, ROOT, "needle-12345", files_only=True),
+                         files=True) == gnu_grep(plain, "needle-12345", "-l")
+
+
 async def test_paging_streams_in_order(fs):
     await put(fs, "/a.txt", b"hit\n" * 25)
     await put(fs, "/b.txt", b"hit\nmiss\nhit\n")
