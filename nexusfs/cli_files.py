@@ -61,6 +61,8 @@ def _store(data_dir: str | None, mount: str | None):
     from . import runtime
     from .api import connect
     from .config import enclosing_store
+    from .control.door import choose
+    mount, data_dir = choose(mount, data_dir)
     try:
         if mount and data_dir:
             raise click.UsageError("give --mount or --data-dir, not both")

@@ -41,6 +41,8 @@ class _Asker:
 
     def __init__(self, mount, data_dir, hints=()):
         from . import config, runtime
+        from .control.door import choose
+        mount, data_dir = choose(mount, data_dir)
         self.fs = None
         self.target = None
         served = True

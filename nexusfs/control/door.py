@@ -12,9 +12,18 @@ Blocking; one command per call. Failures are ``ControlError`` with a one-line me
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from .client import Connection, ControlError, NoDaemon, Target, locate
+
+
+def choose(mount: str | None, data_dir: str | None) -> tuple[str | None, str | None]:
+    """``--mount`` wins over a data directory that came from $NEXUS_DATA_DIR (both given on
+    the command line stay a usage error for the caller to report)."""
+    if mount and data_dir and data_dir == os.environ.get("NEXUS_DATA_DIR"):
+        return mount, None
+    return mount, data_dir
 
 
 def ask(mount: str | None, data_dir: str | None, build: Callable[[Callable[[str], str]], list],
@@ -22,6 +31,7 @@ def ask(mount: str | None, data_dir: str | None, build: Callable[[Callable[[str]
     """The reply to the argv ``build(store_path)`` makes (``store_path`` turns a path the user
     gave, under the mount point or a store path, into a store path)."""
     from .. import config
+    mount, data_dir = choose(mount, data_dir)
     if not mount and not data_dir:
         data_dir = config.enclosing_store()
     target = locate(mount, data_dir, hints=[h for h in hints if h])

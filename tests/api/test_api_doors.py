@@ -354,3 +354,13 @@ def test_history_verbs_without_a_daemon(tmp_path):
         r = nexus("log", "--data-dir", store, check_rc=1)
         assert r.stderr.count(b"\n") == 1 and b"in use" in r.stderr
     nexus("log", "--data-dir", tmp_path / "nothing", check_rc=1)
+
+
+def test_mount_option_wins_over_the_environment(mounts, tmp_path):
+    m = mounts()
+    (m.mnt / "here.txt").write_bytes(b"mounted")
+    nexus("init", tmp_path / "other")
+    env = {"NEXUS_DATA_DIR": str(tmp_path / "other")}
+    assert nexus("cat", "/here.txt", "--mount", m.mnt, env=env).stdout == b"mounted"
+    assert b"here.txt" in nexus("log", "--mount", m.mnt, env=env).stdout
+    nexus("cat", "/here.txt", env=env, check_rc=3)          # the environment's store
