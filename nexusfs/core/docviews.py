@@ -49,16 +49,23 @@ class DocViews:
         h.update((attr.size if attr else 0).to_bytes(8, "little"))
         return h.digest()
 
-    async def after_commit(self, ino: int) -> None:
-        """A write was committed: detect the kind again; parse documents in the background."""
+    @property
+    def wants_heads(self) -> bool:
+        """Does after_commit use a file's first bytes (commits then hand them over)?"""
+        return self.mode != "binary"
+
+    async def after_commit(self, ino: int, head: bytes | None = None) -> None:
+        """A write was committed: detect the kind again; parse documents in the background.
+        ``head``: the file's first HEAD_SIZE bytes when the committer had them in memory."""
         if self.mode == "binary":
             return
         attr = self.fs.meta.get_attr(ino)
         if attr is None:
             return
-        head = b""
-        if attr.size:
-            head = await self.fs.content.read(ino, None, 0, min(attr.size, views.HEAD_SIZE))
+        if head is None:
+            head = b""
+            if attr.size:
+                head = await self.fs.content.read(ino, None, 0, min(attr.size, views.HEAD_SIZE))
         name = os.path.basename(self.fs.path_of(ino))
         if not self._may_be_document(head, name):
             kind = None                       # the common case, decided without libmagic

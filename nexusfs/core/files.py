@@ -19,6 +19,7 @@ from contextlib import nullcontext
 import trio
 
 from ..types import ROOT_CALLER, Attr, Caller, FsError
+from ..views import HEAD_SIZE
 from .buffers import DirtyFile
 from .content import CorruptChunk
 from .names import now_ns
@@ -214,17 +215,20 @@ class FileOps:
         """Chunk and store an inode's buffered writes into the current batch (not yet durable)
         and cut a version; then let document views know. ``held``: the caller holds the
         inode's lock already (a conditional write, nexusfs/api/service.py)."""
-        if await self._commit_locked(ino, held):
+        committed, head = await self._commit_locked(ino, held)
+        if committed:
             try:
-                await self.docs.after_commit(ino)
+                await self.docs.after_commit(ino, head)
             finally:
                 self.search.touched(ino)      # (after: the document kind is known then)
 
-    async def _commit_locked(self, ino: int, held: bool = False) -> bool:
+    async def _commit_locked(self, ino: int, held: bool = False) -> tuple[bool, bytes | None]:
+        """(committed, the file's first bytes when the buffer held them: kind detection then
+        needs no read back from the store)."""
         async with nullcontext() if held else self._lock(ino):
             df = self.dirty.get(ino)
             if df is None:
-                return False
+                return False, None
             await self._settle(df)
             if df.error:
                 err, df.error = df.error, 0
@@ -234,7 +238,8 @@ class FileOps:
             attr = self.meta.get_attr(ino)
             if attr is None:
                 self.dirty.pop(ino).close()
-                return False
+                return False, None
+            head = self._head(df) if self.docs.wants_heads else None
             seq = self._write_seq(ino, df)
             try:
                 async with self.gate.shared():
@@ -263,7 +268,20 @@ class FileOps:
             self._cut_version(ino, seq, df.size, cols.get("mtime_ns"))
             del self.dirty[ino]
             df.close()
-            return True
+            return True, head
+
+    @staticmethod
+    def _head(df: DirtyFile) -> bytes | None:
+        """The first HEAD_SIZE bytes of the file as this commit leaves it, when the buffer
+        holds all of them (a new or rewritten file); None otherwise."""
+        n = min(df.size, HEAD_SIZE)
+        if n == 0:
+            return b""
+        if df.stream_from is not None or df.streaming is not None:
+            return None
+        if df.ranges.overlapping(0, n) != [(0, n)]:
+            return None
+        return df.buf.pread(0, n)
 
     async def flush(self, fh: int) -> None:
         """close(2) of a descriptor: commit what was written (a version). A truncation with
