@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import time
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from ..access import acl as A
 from ..access import rebac as R
