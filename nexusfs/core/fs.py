@@ -438,6 +438,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             else:
                 self.meta.set_times(ino, mtime_ns, ctime_ns if ctime_ns is not None else now_ns())
             return self._attr(ino)
+        if (mode is None and size is None and atime_ns is None and mtime_ns is None
+                and uid in (None, attr.uid) and gid in (None, attr.gid)):
+            # chown to the owner it has (tar and cp -a as root do it for every file): no
+            # change to log or version, only the status change time POSIX asks for
+            self.meta.set_ctime(ino, ctime_ns if ctime_ns is not None else now_ns())
+            return self._attr(ino)
         op = ("truncate" if size is not None else "chmod" if mode is not None else
               "chown" if uid is not None or gid is not None else "utimens")
         seq = self._begin(op, caller, path=self.path_of(ino), ino=ino)

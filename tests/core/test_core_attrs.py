@@ -103,6 +103,20 @@ async def test_chown_with_mode_uses_given_mode(fs):
     assert st.S_IMODE(attr.mode) == 0o4750
 
 
+async def test_chown_to_the_same_owner_changes_only_ctime(fs):
+    """tar and cp -a as root chown every file to the owner it already has: ctime moves (as
+    POSIX asks), nothing is logged or versioned; a real change is."""
+    ino = await owned_file(fs)
+    before = await fs.getattr(ino, ROOT)
+    ops = len(await fs.history.log())
+    attr = await fs.setattr(ino, ROOT, uid=USER.uid, gid=USER.gid, ctime_ns=before.ctime_ns + 5)
+    assert (attr.uid, attr.gid, attr.mode) == (before.uid, before.gid, before.mode)
+    assert attr.ctime_ns == before.ctime_ns + 5
+    assert len(await fs.history.log()) == ops
+    await fs.setattr(ino, ROOT, uid=OTHER.uid)
+    assert [r["op"] for r in await fs.history.log()][-1] == "chown"
+
+
 async def test_times(fs):
     ino = await make_file(fs, b"f")
     before = await fs.getattr(ino)
