@@ -281,9 +281,9 @@ class VirtualTree:
         if node[0] == "hdir":
             return self._history_child(node[1], name)
         if node[0] == "hfile":
-            for seq, _size, _mtime, t in self.fs.tt.versions(node[1]):
+            for seq, _size, _mtime, t, ino in self.fs.tt.path_versions(node[2], node[3]):
                 if self.service_version_name(seq, t) == name:
-                    return self.entry(self._vino(("hver", node[1], seq)))
+                    return self.entry(self._vino(("hver", ino, seq)))
             raise FsError(errno.ENOENT)
         raise FsError(errno.ENOTDIR)
 
@@ -303,8 +303,15 @@ class VirtualTree:
             or self._last_attr(child)
         if a is None:
             raise FsError(errno.ENOENT)
-        kind = "hdir" if st.S_ISDIR(a.mode) else "hfile"
-        return self.entry(self._vino((kind, child)))
+        return self.entry(self._vino(self._history_node(a, child, dir_ino, name)))
+
+    @staticmethod
+    def _history_node(attr: Attr, ino: int, dir_ino: int, name: bytes) -> tuple:
+        """A history directory: ("hdir", ino), or ("hfile", ino, parent, name) whose
+        versions are those of every file the path has named (tt.path_versions)."""
+        if st.S_ISDIR(attr.mode):
+            return ("hdir", ino)
+        return ("hfile", ino, dir_ino, name)
 
     def _last_attr(self, ino: int) -> Attr | None:
         end = self.fs.tt.last_state_seq(ino)
@@ -348,8 +355,8 @@ class VirtualTree:
         if node[0] == "hdir":
             return self._history_listing(node[1])
         if node[0] == "hfile":
-            return [(self.service_version_name(s, t), self._vino(("hver", node[1], s)))
-                    for s, _size, _m, t in self.fs.tt.versions(node[1])]
+            return [(self.service_version_name(s, t), self._vino(("hver", ino, s)))
+                    for s, _size, _m, t, ino in self.fs.tt.path_versions(node[2], node[3])]
         raise FsError(errno.ENOTDIR)
 
     def _history_listing(self, dir_ino: int) -> list[tuple[bytes, int]]:
@@ -358,7 +365,7 @@ class VirtualTree:
         for name, child in _entries_live(self.fs, dir_ino).items():
             a = self.fs.meta.get_attr(child)
             if a is not None and (st.S_ISDIR(a.mode) or st.S_ISREG(a.mode)):
-                out.append((name, self._vino(("hdir" if st.S_ISDIR(a.mode) else "hfile", child))))
+                out.append((name, self._vino(self._history_node(a, child, dir_ino, name))))
         return out
 
     def readlink(self, vino: int) -> bytes:

@@ -7,8 +7,11 @@ without awaiting (atomic within the batch).
 """
 from __future__ import annotations
 
+import errno
 import stat as st
 
+from ..core.names import now_ns
+from ..types import FsError
 from .undo import names_of, settle
 
 
@@ -104,6 +107,21 @@ def restore(fs, ino: int, seq: int, r_seq: int) -> int:
     settle(fs, touched, r_seq)
     fs.invalidate(touched, entries | names_of(fs, touched))
     return changed
+
+
+def restore_content(fs, live: int, ino: int, seq: int, r_seq: int) -> None:
+    """Give the regular file ``live`` the content file ``ino`` had at ``seq`` (a version of
+    another file the same path named before) as operation ``r_seq``: the chunks are shared,
+    nothing is copied."""
+    attr = fs.meta.get_attr(live)
+    past = fs.tt.attr(ino, seq)
+    if attr is None or past is None or not st.S_ISREG(attr.mode):
+        raise FsError(errno.EISDIR if attr is not None and st.S_ISDIR(attr.mode) else errno.ENOENT)
+    fs.meta.seq = r_seq
+    fs.meta.set_extents(live, [(e.offset, e.length, e.loc.id) for e in fs.tt.extents(ino, seq)])
+    fs.meta.update_attr(live, size=past.size, mtime_ns=past.mtime_ns, ctime_ns=now_ns())
+    settle(fs, {live}, r_seq)
+    fs.invalidate({live}, names_of(fs, {live}))
 
 
 def diff(fs, dir_ino: int, seq: int, prefix: str) -> list[dict]:

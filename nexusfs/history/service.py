@@ -10,6 +10,7 @@ Paths are absolute store paths ("/src/app.py"), given as ``str``.
 from __future__ import annotations
 
 import errno
+import posixpath
 import re
 import stat as st
 import time
@@ -190,14 +191,24 @@ class HistoryService:
         if caller is not None:
             authz.require_read(self.fs, caller, ino, self.fs.meta.last_seq, path)
         return [{"seq": s, "name": version_name(s, t), "size": size, "mtime_ns": m, "time_ns": t}
-                for s, size, m, t in self.fs.tt.versions(ino)]
+                for s, size, m, t, _ino in self._path_versions(path, ino)]
+
+    def _path_versions(self, path: str, ino: int) -> list[tuple]:
+        """The versions of every file ``path`` has named (editors' atomic saves and files made
+        again replace the inode; the history of the path goes on)."""
+        if path.rstrip("/") in ("", "."):
+            return [(*v, ino) for v in self.fs.tt.versions(ino)]
+        head, name = posixpath.split(path.rstrip("/"))
+        parent = resolve_any(self.fs, head or "/")
+        return self.fs.tt.path_versions(parent, name.encode(errors="surrogateescape"))
 
     def _version(self, path: str, seq: int) -> tuple[int, int]:
+        """(the inode whose version ``seq`` is, seq)."""
         ino = resolve_any(self.fs, path)
-        seqs = [v[0] for v in self.fs.tt.versions(ino)]
-        if seq not in seqs:
-            raise FsError(errno.ENOENT, f"{path} has no version {seq}")
-        return ino, seq
+        for v in self._path_versions(path, ino):
+            if v[0] == seq:
+                return v[4], seq
+        raise FsError(errno.ENOENT, f"{path} has no version {seq}")
 
     async def version_read(self, path: str, seq: int, caller: Caller | None = None) -> bytes:
         ino, seq = self._version(path, seq)
@@ -210,11 +221,12 @@ class HistoryService:
         await self._commit_all()
         ino, seq = self._version(path, seq)
         live = resolve_live(self.fs, path)
-        if live != ino:
-            raise FsError(errno.ENOENT, f"{path} now names another file; restore with cp")
         authz.require_change(self.fs, caller, path, content=True, entries=False)
-        r = self.fs._begin("rollback", caller, path=path, path2=str(seq), ino=ino)
-        restore_mod.restore(self.fs, ino, seq, r)
+        r = self.fs._begin("rollback", caller, path=path, path2=str(seq), ino=live)
+        if live == ino:
+            restore_mod.restore(self.fs, ino, seq, r)
+        else:                       # a version of a file the path named before: its content
+            restore_mod.restore_content(self.fs, live, ino, seq, r)
         await self.fs.settle_kernel()
         return {"seq": r, "path": path, "version": seq}
 

@@ -4,8 +4,12 @@ Concurrency: one instance per mount, used only from the trio thread. Mutations j
 batch transaction (begun lazily); ``commit()`` ends it. Between awaits the trio thread runs
 alone, so each filesystem operation is atomic within the batch. ``need_gen`` records the highest
 pack generation the batch references: the caller must sync packs up to it before committing.
+``get_attr`` reuses a row read since the last write (``changes`` counts every write and
+rollback), since one request reads the same inode through several layers.
 """
 from __future__ import annotations
+
+import threading
 
 import apsw
 
@@ -52,6 +56,8 @@ class MetaStore:
         self.last_seq = row[0] or 0
         self.seq = self.last_seq
         self._pending_ops: dict[int, list] = {}
+        self._attr_rows: dict[int, tuple[int, tuple]] = {}   # ino -> (changes, row)
+        self._owner = threading.get_ident()                  # the thread that writes
 
     # -- transactions -------------------------------------------------------------------------
     def _w(self):
@@ -65,12 +71,16 @@ class MetaStore:
         if self.in_txn:
             try:
                 self.conn.execute("COMMIT")
+            except BaseException:
+                self.changes += 1             # (it may have rolled back: rows read are void)
+                raise
             finally:
                 # SQLite rolls back by itself on some failures (disk full, I/O error)
                 if self.conn.getautocommit():
                     self.in_txn = False
 
     def rollback(self) -> None:
+        self.changes += 1                 # (rows read inside the transaction are void)
         if self.in_txn:
             self.conn.execute("ROLLBACK")
             self.in_txn = False
@@ -125,8 +135,23 @@ class MetaStore:
 
     # -- inodes -------------------------------------------------------------------------------
     def get_attr(self, ino: int) -> Attr | None:
+        # Rows read since the last write are reused (one request reads an inode several
+        # times through the layers); any write, rollback or reader on another thread misses.
+        gen = self.changes
+        if threading.get_ident() != self._owner:
+            gen = -1
+        else:
+            hit = self._attr_rows.get(ino)
+            if hit is not None and hit[0] == gen:
+                return _row_to_attr(hit[1])
         row = self.conn.execute(f"SELECT {_ATTR_COLS} FROM inodes WHERE ino=?", (ino,)).fetchone()
-        return _row_to_attr(row) if row else None
+        if row is None:
+            return None
+        if gen >= 0:
+            if len(self._attr_rows) >= 1024:
+                self._attr_rows.clear()
+            self._attr_rows[ino] = (gen, row)
+        return _row_to_attr(row)
 
     def _save_inode(self, ino: int) -> None:
         """Keep the live row's values as history before the current op changes them."""

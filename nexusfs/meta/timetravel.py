@@ -61,6 +61,29 @@ class TimeTravel:
                                 " ORDER BY seq_from DESC, id DESC LIMIT 1", (parent, name)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def path_versions(self, parent: int, name: bytes) -> list[tuple[int, int, int, int, int]]:
+        """[(seq, size, mtime_ns, time_ns, ino)] oldest first: the versions of every file that
+        ever had the entry ``name`` in ``parent`` (an editor's atomic save, or a file deleted
+        and made again, replaces the inode: the path's history goes on across them)."""
+        spans = list(self.conn.execute("SELECT ino, seq_from, seq_to FROM dentries"
+                                       " WHERE parent=? AND name=?", (parent, name)))
+        rows = self.conn.execute(
+            "SELECT v.seq, v.size, v.mtime_ns, coalesce(o.time_ns, v.mtime_ns), v.ino"
+            " FROM versions v LEFT JOIN oplog o ON o.seq=v.seq"
+            " WHERE v.ino IN (SELECT ino FROM dentries WHERE parent=? AND name=?)"
+            " ORDER BY v.seq, v.ino", (parent, name))
+        out: list[tuple[int, int, int, int, int]] = []
+        for row in rows:
+            if out and out[-1][0] == row[0]:
+                # one operation cut versions of two of the path's files (a rename over the
+                # path ends the old file): the one the path names after it stands for it
+                if any(i == row[4] and f <= row[0] and (t is None or t > row[0])
+                       for i, f, t in spans):
+                    out[-1] = row
+                continue
+            out.append(row)
+        return out
+
     def names_of(self, ino: int) -> tuple[int, bytes] | None:
         """(parent, name) of the most recent entry pointing at ``ino``, live or not."""
         row = self.conn.execute("SELECT parent, name FROM dentries WHERE ino=?"

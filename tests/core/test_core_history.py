@@ -202,6 +202,32 @@ async def test_rollback_version(fs, hs):
     assert len(await hs.versions_list("/doc")) == 3
 
 
+async def test_a_path_keeps_its_history_across_atomic_saves(fs, hs):
+    """An editor's save writes a new file and renames it over the old one; a file deleted and
+    made again is a new inode too. The path's versions go on across them, each readable, and
+    rolling back to a version of an earlier file gives the live file that content (undoable)."""
+    await make_file(fs, b"doc.txt", b"v1\n")
+    for text in (b"v2\n", b"v3\n"):
+        await make_file(fs, b".doc.txt.tmp", text)
+        await fs.rename(ROOT_INO, b".doc.txt.tmp", ROOT_INO, b"doc.txt", 0, ROOT)
+    vs = await hs.versions_list("/doc.txt")
+    contents = [await hs.version_read("/doc.txt", v["seq"]) for v in vs]
+    assert contents[0] == b"v1\n" and contents[-1] == b"v3\n" and b"v2\n" in contents
+    first = vs[0]["seq"]
+    await hs.versions_rollback("/doc.txt", first, ROOT)
+    live = await lookup(fs, ROOT_INO, b"doc.txt")
+    assert await read_file(fs, live) == b"v1\n"
+    assert (await fs.getattr(live, ROOT)).size == 3
+    assert len(await hs.versions_list("/doc.txt")) == len(vs) + 1
+    await hs.undo(ROOT)
+    assert await read_file(fs, live) == b"v3\n"
+    await fs.unlink(ROOT_INO, b"doc.txt", ROOT)          # deleted, then made again
+    await make_file(fs, b"doc.txt", b"v4\n")
+    vs2 = await hs.versions_list("/doc.txt")
+    assert [v["seq"] for v in vs2][:len(vs)] == [v["seq"] for v in vs]
+    assert await hs.version_read("/doc.txt", vs2[-1]["seq"]) == b"v4\n"
+
+
 async def test_history_survives_restart(stores, cfg):
     fs = stores.start(cfg)
     ino = await make_file(fs, b"f", b"old")

@@ -132,3 +132,19 @@ def test_deleted_file_history_and_read_only_views(mount):
     assert r.returncode != 0
     r = run([NEXUS, "gc", "--mount", str(m)])
     assert (n / "history/gone/f" / versions[0]).read_text() == "first\n"
+
+
+def test_history_of_a_path_goes_on_across_atomic_saves(mount):
+    """sed -i (like editors' safe saves) writes a new file and renames it over the old one:
+    the path's history keeps every earlier content, and a rollback to one of them works."""
+    m = mount.mnt
+    n = m / ".nexus"
+    sh(f"mkdir -p {m}/atomic && echo v1 > {m}/atomic/f && sed -i s/v1/v2/ {m}/atomic/f"
+       f" && sed -i s/v2/v3/ {m}/atomic/f")
+    hist = n / "history/atomic/f"
+    texts = [(hist / v).read_text() for v in sorted(os.listdir(hist))]
+    assert texts[0] == "v1\n" and texts[-1] == "v3\n" and "v2\n" in texts
+    first = json.loads(run([NEXUS, "versions", "list", str(m / "atomic/f"), "--json"]).stdout)[0]
+    run([NEXUS, "versions", "rollback", str(m / "atomic/f"), str(first["seq"])])
+    assert (m / "atomic/f").read_text() == "v1\n"
+    assert (hist / sorted(os.listdir(hist))[-1]).read_text() == "v1\n"     # a new version
