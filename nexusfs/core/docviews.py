@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import blake3
@@ -96,6 +97,11 @@ class DocViews:
         user opens does not wait for a worker to start."""
         if self.mode != "binary" and self.pool is None:
             self._pool().start_background()
+            # the parsers' versions enter every view cache key (reading package metadata,
+            # importing the parser modules): learn them now, not in the first listing
+            kinds = [k for k in views.ALL_KINDS if views.views_for(k, self.mode)]
+            threading.Thread(target=lambda: [views.cache_key(b"", k) for k in kinds],
+                             name="views-versions", daemon=True).start()
 
     async def _background_parse(self, ino: int) -> None:
         try:

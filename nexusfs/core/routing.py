@@ -20,6 +20,7 @@ from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
 from .vtree import CTL, NEXUS, NEXUS_NAME, RAW, RAW_NAME, is_virtual
 
 WINDOW_TTL = 1.0          # seconds a listing window may answer continuation requests
+WINDOWS_KEPT = 32         # windows kept at most (of the handles listed last)
 
 
 class _Window:
@@ -192,8 +193,11 @@ class VirtualRouting:
         if w is not None and w.token == token and now - w.made < WINDOW_TTL:
             i = 0 if start_id == w.start else w.after.get(start_id)
         if i is None or (i == len(w.entries) and i):        # not in the window, or past its end
-            w = self.windows[fh] = _Window(start_id, await super().readdir(fh, start_id, limit),
-                                           token, now)
+            self.windows.pop(fh, None)
+            w = _Window(start_id, await super().readdir(fh, start_id, limit), token, now)
+            if len(self.windows) >= WINDOWS_KEPT:
+                del self.windows[next(iter(self.windows))]
+            self.windows[fh] = w
             i = 0
         rest = w.entries[i:]
         if self.access.active:        # the caller adjusts what it gets (accessview): copies

@@ -168,9 +168,24 @@ async def test_the_window_answers_continuations_but_never_hides_a_change(fs):
     after = {e.name: e.attr for e in await fs.readdir(fh, first[4].next_id)}
     assert after[b"new.pdf.txt"].size == len(res.text.encode())
     assert after[b"new.pdf.md"].size == len(res.markdown.encode())
-    # rewinding builds the listing again
-    assert (await fs.readdir(fh, 0))[0] is not first[0]
+    # rewinding lists everything again, the new document included
+    assert [e.name for e in await fs.readdir(fh, 0)][-3:] == [b"new.pdf", b"new.pdf.txt",
+                                                             b"new.pdf.md"]
     await fs.releasedir(fh)
+
+
+async def test_windows_are_few_and_go_with_their_handle(fs):
+    from nexusfs.core import routing
+    d = await mkdir(fs, ROOT_INO, b"d")
+    await documents(fs, 2, d)
+    handles = [await fs.opendir(d, ROOT) for _ in range(routing.WINDOWS_KEPT + 5)]
+    for fh in handles:
+        assert len(await fs.readdir(fh, 0)) == 8
+    assert len(fs.windows) == routing.WINDOWS_KEPT and handles[0] not in fs.windows
+    assert len(await fs.readdir(handles[0], 3)) == 6        # an evicted window: built again
+    for fh in handles:
+        await fs.releasedir(fh)
+    assert fs.windows == {}
 
 
 async def test_auto_parse_lists_documents_as_their_text(cfg):
