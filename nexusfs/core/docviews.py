@@ -6,7 +6,9 @@ name) when a write to it is committed, and kept in the metadata, so a listing sh
 without reading or parsing anything. A view's text comes from the view cache when the same
 content was parsed before (any copy of it, across restarts); otherwise the document is parsed
 in the parse pool (worker processes with time and memory limits) in the background after the
-write, or on first open. Runs on the trio thread; parsing never does.
+write, or on first open. A listing asks for the views of a whole window of files at once
+(``states``). Runs on the trio thread; parsing never does (nor does learning the parsers'
+versions at mount, in a thread of its own).
 """
 from __future__ import annotations
 
