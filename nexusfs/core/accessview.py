@@ -54,6 +54,8 @@ class AccessView:
         return attr
 
     def _mirror_acl(self, real: int, kind: str) -> A.Acl | None:
+        if not self.access.active and real not in self.rare_xattrs.get(A.ACL_ACCESS, ()):
+            return None              # neither grants nor a stored ACL (asked per view by ls -l)
         attr = self.meta.get_attr(real)
         if attr is None:
             return None
@@ -91,7 +93,8 @@ class AccessView:
 
     async def readdir(self, fh: int, start_id: int, limit: int = 1000):
         entries = await super().readdir(fh, start_id, limit)
-        if self.access.active or (entries and is_virtual(entries[0].attr.ino)):
+        # (views in a real directory carry their document's mode: only grants change them)
+        if self.access.active or is_virtual(self.dir_handles.get(fh, 0)):
             for e in entries:
                 self._shown(e.attr)
         return entries

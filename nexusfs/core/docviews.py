@@ -6,12 +6,15 @@ name) when a write to it is committed, and kept in the metadata, so a listing sh
 without reading or parsing anything. A view's text comes from the view cache when the same
 content was parsed before (any copy of it, across restarts); otherwise the document is parsed
 in the parse pool (worker processes with time and memory limits) in the background after the
-write, or on first open. Runs on the trio thread; parsing never does.
+write, or on first open. A listing asks for the views of a whole window of files at once
+(``states``). Runs on the trio thread; parsing never does (nor does learning the parsers'
+versions at mount, in a thread of its own).
 """
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import blake3
@@ -36,8 +39,10 @@ class DocViews:
         self.pool = None
         self._parsing: dict[bytes, trio.Event] = {}
         self._recent: LRUCache = LRUCache(maxsize=64)     # recently read views, decoded
+        self._keys: dict[tuple, bytes] = {}      # (etag, kind) -> view cache key, bounded
         self.parses = 0
         self.cache_hits = 0
+        self.generation = 0          # bumped whenever a file's views (kind, parsed size) change
 
     # -- kinds --------------------------------------------------------------------------------
     def etag(self, ino: int) -> bytes:
@@ -77,9 +82,10 @@ class DocViews:
             return
         etag = self.etag(ino)
         self.fs.meta.set_doc_kind(ino, kind, etag)
+        self.generation += 1
         if kind is not None:      # the kernel may remember "no such name" for the view names
             await self._renamed_views(ino)
-        if kind is not None and self.fs.meta.cached_view(views.cache_key(etag, kind)) is None:
+        if kind is not None and self.fs.meta.cached_view(self.cache_key(etag, kind)) is None:
             trio.lowlevel.spawn_system_task(self._background_parse, ino)
 
     def _may_be_document(self, head: bytes, name: str) -> bool:
@@ -100,6 +106,11 @@ class DocViews:
         user opens does not wait for a worker to start."""
         if self.mode != "binary" and self.pool is None:
             self._pool().start_background()
+            # the parsers' versions enter every view cache key (reading package metadata,
+            # importing the parser modules): learn them now, not in the first listing
+            kinds = [k for k in views.ALL_KINDS if views.views_for(k, self.mode)]
+            threading.Thread(target=lambda: [views.cache_key(b"", k) for k in kinds],
+                             name="views-versions", daemon=True).start()
 
     async def _background_parse(self, ino: int) -> None:
         try:
@@ -111,24 +122,43 @@ class DocViews:
         found = self.fs.meta.doc_kind(ino)
         return found[0] if found and views.views_for(found[0], self.mode) else None
 
-    def suffixes_for(self, kinds: dict[int, str], ino: int) -> tuple[str, ...]:
-        return views.views_for(kinds.get(ino), self.mode) if ino in kinds else ()
+    def cache_key(self, etag: bytes, kind: str) -> bytes:
+        """views.cache_key, remembered (a listing asks it for every document)."""
+        key = self._keys.get((etag, kind))
+        if key is None:
+            if len(self._keys) >= 8192:
+                self._keys.clear()
+            key = self._keys[(etag, kind)] = views.cache_key(etag, kind)
+        return key
 
     # -- content ------------------------------------------------------------------------------
     def state(self, ino: int) -> tuple[bytes | None, int, int]:
-        """(etag of the parsed content or None, .txt size, .md size): what a listing needs,
-        in two small queries (sizes are 0 until parsed; views open with direct I/O)."""
+        """(etag of the parsed content or None, .txt size, .md size): what a view's attributes
+        need, in two small queries (sizes are 0 until parsed; views open with direct I/O)."""
         found = self.fs.meta.doc_kind(ino)
         if found is None:
             return None, 0, 0
-        lengths = self.fs.meta.view_lengths(views.cache_key(found[1], found[0]))
+        lengths = self.fs.meta.view_lengths(self.cache_key(found[1], found[0]))
         if lengths is None:
             return None, 0, 0
         return found[1], lengths[0], lengths[1]
 
-    def cached_length(self, ino: int, suffix: str) -> int:
-        _etag, text, md = self.state(ino)
-        return text if suffix == ".txt" else md
+    def states(self, inos: list[int]) -> dict[int, tuple[tuple[str, ...], bytes | None, int, int]]:
+        """For a listing, in two queries whatever the number of files: {ino: (view suffixes,
+        parsed etag or None, .txt size, .md size)} of those of ``inos`` that have views in
+        this mode."""
+        if self.mode == "binary":
+            return {}
+        found = {ino: (suffixes, etag, self.cache_key(etag, kind))
+                 for ino, (kind, etag) in self.fs.meta.doc_kinds(inos).items()
+                 if (suffixes := views.views_for(kind, self.mode))}
+        lengths = self.fs.meta.view_lengths_of([key for _s, _e, key in found.values()]) \
+            if found else {}
+        out = {}
+        for ino, (suffixes, etag, key) in found.items():
+            got = lengths.get(key)
+            out[ino] = (suffixes, etag, got[0], got[1]) if got else (suffixes, None, 0, 0)
+        return out
 
     def parsed_etag(self, ino: int) -> bytes | None:
         """The content identity whose views are in the cache, or None while unparsed."""
@@ -148,7 +178,8 @@ class DocViews:
         etag = self.etag(ino)
         if etag != found[1]:                    # changed behind the record (undo, restore)
             self.fs.meta.set_doc_kind(ino, kind, etag)
-        key = views.cache_key(etag, kind)
+            self.generation += 1
+        key = self.cache_key(etag, kind)
         while True:
             hot = self._recent.get(key)
             if hot is not None:
@@ -176,6 +207,7 @@ class DocViews:
                 self.fs.meta.cache_view(key, blob, len(res.text.encode("utf-8", "surrogatepass")),
                                         len(res.markdown.encode("utf-8", "surrogatepass")),
                                         time.time_ns())
+                self.generation += 1
                 await self._renamed_views(ino)   # the views now have a size: new inodes
             return res
         finally:

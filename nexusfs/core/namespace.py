@@ -297,27 +297,24 @@ class NamespaceOps:
             out.append(DirEntry(b"..", self._attr(parent), 2))
         first, done_k = (0, -1) if start_id < 3 else divmod(start_id - 3, 3)
         rows = self.meta.list_dir(ino, first - 1, limit)
-        kinds = self.meta.doc_kinds([a.ino for _d, _n, a in rows if st.S_ISREG(a.mode)])
+        shown = self.vtree.views_in(ino, rows)        # document views, batched (vtree.py)
         auto = self.cfg.auto_parse
         for did, name, attr in rows:
             base = 3 + 3 * did
+            views = shown.get(did, ())
             if did > first or done_k < 0:
+                if auto and views:                   # the document's name reads as its text
+                    out.append(DirEntry(name, views[0][2], base))
+                    continue
                 df = self.dirty.get(attr.ino)
                 if df is not None:
                     attr = self._attr(attr.ino)
-                if auto and attr.ino in kinds and self.docs.kind(attr.ino) is not None:
-                    out.append(DirEntry(name, self.vtree.view_attr(attr.ino, ".txt", auto=True),
-                                        base))
-                    continue
                 out.append(DirEntry(name, attr, base))
             if auto:
                 continue
-            for k, suffix in enumerate(self.docs.suffixes_for(kinds, attr.ino), 1):
-                if did == first and k <= done_k:
-                    continue
-                vname = name + suffix.encode()
-                if self.meta.lookup(ino, vname) is None:     # a real file of that name wins
-                    out.append(DirEntry(vname, self.vtree.view_attr(attr.ino, suffix), base + k))
+            for k, vname, vattr in views:
+                if did > first or k > done_k:
+                    out.append(DirEntry(vname, vattr, base + k))
         return out
 
     def entry_reported(self, entry: DirEntry) -> None:

@@ -3,16 +3,38 @@
 A mixin placed first in FileSystem's bases: each operation checks whether it concerns a virtual
 inode (or the reserved name /.nexus) and either hands it to the VirtualTree or passes it on to
 the real implementation (super()). Runs on the trio thread.
+
+Listings of real directories are built a window at a time (up to ``limit`` entries and their
+document views) and kept per directory handle: the kernel asks for one buffer-full per
+request, and the rest of the window answers the following requests of the same pass, unless
+anything changed in between (a logged operation, a document's views, a forgotten virtual
+inode) or the window is older than WINDOW_TTL.
 """
 from __future__ import annotations
 
+import copy
 import errno
+import time
 
 from ..types import ROOT_INO, Attr, Caller, DirEntry, FsError
 from .vtree import CTL, NEXUS, NEXUS_NAME, RAW, RAW_NAME, is_virtual
 
+WINDOW_TTL = 1.0          # seconds a listing window may answer continuation requests
+WINDOWS_KEPT = 32         # windows kept at most (of the handles listed last)
+
+
+class _Window:
+    """Entries of one directory handle from cookie ``start`` on, as built at ``token``."""
+    __slots__ = ("start", "entries", "after", "token", "made")
+
+    def __init__(self, start: int, entries: list[DirEntry], token: tuple, made: float):
+        self.start, self.entries, self.token, self.made = start, entries, token, made
+        self.after = {e.next_id: i for i, e in enumerate(entries, 1)}   # cookie -> next index
+
 
 class VirtualRouting:
+    windows: dict[int, _Window] | None = None      # directory handle -> its listing window
+
     def _reserved(self, parent: int, name: bytes) -> None:
         if parent == ROOT_INO and (name == NEXUS_NAME or (name == RAW_NAME and self.cfg.auto_parse)):
             raise FsError(errno.EEXIST, "reserved name")
@@ -160,7 +182,32 @@ class VirtualRouting:
         ino = self.dir_handles.get(fh)
         if ino is not None and is_virtual(ino):
             return self.vtree.readdir(ino, start_id, fh)[:limit]
-        return await super().readdir(fh, start_id, limit)
+        if ino is None:
+            return await super().readdir(fh, start_id, limit)
+        token = (self.meta.last_seq, self.docs.generation, self.vtree.dropped, limit)
+        now = time.monotonic()
+        if self.windows is None:
+            self.windows = {}
+        w = self.windows.get(fh)
+        i = None
+        if w is not None and w.token == token and now - w.made < WINDOW_TTL:
+            i = 0 if start_id == w.start else w.after.get(start_id)
+        if i is None or (i == len(w.entries) and i):        # not in the window, or past its end
+            self.windows.pop(fh, None)
+            w = _Window(start_id, await super().readdir(fh, start_id, limit), token, now)
+            if len(self.windows) >= WINDOWS_KEPT:
+                del self.windows[next(iter(self.windows))]
+            self.windows[fh] = w
+            i = 0
+        rest = w.entries[i:]
+        if self.access.active:        # the caller adjusts what it gets (accessview): copies
+            rest = [DirEntry(e.name, copy.copy(e.attr), e.next_id) for e in rest]
+        return rest
+
+    async def releasedir(self, fh: int) -> None:
+        if self.windows:
+            self.windows.pop(fh, None)
+        await super().releasedir(fh)
 
     def entry_reported(self, entry: DirEntry) -> None:
         if is_virtual(entry.attr.ino):

@@ -67,6 +67,7 @@ class VirtualTree:
         self.handles: dict[int, VHandle] = {}
         self._views: dict[int, tuple] = {}      # vino -> (size, extent map) of an open past file
         self._next = VINO_BASE + 1000
+        self.dropped = 0                 # virtual inodes forgotten so far (listings check it)
         self.started_ns = time.time_ns()
         self.search = SearchTree(fs, self)
 
@@ -100,6 +101,7 @@ class VirtualTree:
         key = self.nodes.pop(vino, None)
         if key is not None:
             self.ids.pop(key, None)
+            self.dropped += 1
 
     # -- document views (NAME.txt / NAME.md beside a document) ---------------------------------
     def view_vino(self, doc: int, suffix: str, etag: bytes | None = None,
@@ -117,17 +119,49 @@ class VirtualTree:
             etag = self.fs.docs.parsed_etag(doc)
         return self._vino(("auto", doc, etag))
 
-    def view_attr(self, doc: int, suffix: str, auto: bool = False) -> Attr:
+    def view_attr(self, doc: int, suffix: str, auto: bool = False, a: Attr | None = None,
+                  state: tuple[bytes | None, int, int] | None = None) -> Attr:
         """A view's attributes: its document's owner, times and read permissions (a view
-        never reveals what its document would not), the parsed size once known."""
-        a = self.fs._attr(doc)
-        etag, text_len, md_len = self.fs.docs.state(doc)
+        never reveals what its document would not), the parsed size once known. A listing
+        passes the document's attributes ``a`` and ``state`` (docs.state) it already has."""
+        if a is None:
+            a = self.fs._attr(doc)
+        etag, text_len, md_len = state or self.fs.docs.state(doc)
         size = text_len if suffix == ".txt" else md_len
-        vino = (self.auto_vino(doc, etag, True) if auto else
-                self.view_vino(doc, suffix, etag, True))
+        key = ("auto", doc, etag) if auto else ("view", doc, suffix, etag)
+        vino = self._vino(key)
         return Attr(vino, st.S_IFREG | (a.mode & 0o444), 1, a.uid, a.gid,
                     0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
                     volatile=True)
+
+    def views_in(self, dino: int, rows: list[tuple[int, bytes, Attr]]) -> dict[int, list]:
+        """The document views among directory entries ``rows`` ([(id, name, Attr)] of
+        ``dino``, as listed), in a few queries whatever their number: {id: [(k, name,
+        Attr)]}, k being the view's place among its document's views (1 .txt, 2 .md: the
+        listing's cookies), a real file of the view's name hiding it. In auto-parse mode a
+        document's own entry shows its text: {id: [(0, name, Attr)]}."""
+        states = self.fs.docs.states([a.ino for _d, _n, a in rows if st.S_ISREG(a.mode)])
+        if not states:
+            return {}
+        auto = self.fs.cfg.auto_parse
+        docs = [(did, name, a, states[a.ino]) for did, name, a in rows if a.ino in states]
+        taken = set() if auto else self.fs.meta.live_names(
+            dino, [name + sfx.encode() for _d, name, _a, (sfxs, *_r) in docs for sfx in sfxs])
+        dirty = self.fs.dirty
+        out = {}
+        for did, name, a, (suffixes, *state) in docs:
+            if a.ino in dirty:
+                a = self.fs._attr(a.ino)
+            if auto:
+                out[did] = [(0, name, self.view_attr(a.ino, ".txt", True, a, state))]
+                continue
+            shown = []
+            for k, suffix in enumerate(suffixes, 1):
+                vname = name + suffix.encode()
+                if vname not in taken:
+                    shown.append((k, vname, self.view_attr(a.ino, suffix, False, a, state)))
+            out[did] = shown
+        return out
 
     # -- /.raw/: the real tree, documents as their bytes (auto-parse mode) ---------------------
     def _raw_attr(self, vino: int, dino: int) -> Attr:

@@ -39,6 +39,16 @@ def _row_to_attr(row) -> Attr:
     return Attr(*row)
 
 
+def _batches(items: list, size: int = 500):
+    """``items`` in parts small enough for one statement's parameters."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _marks(part: list) -> str:
+    return ",".join("?" * len(part))
+
+
 _HIST_COLS = "mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, target"
 
 
@@ -234,6 +244,15 @@ class MetaStore:
         row = self.conn.execute("SELECT ino FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL",
                                 (parent, name)).fetchone()
         return row[0] if row else None
+
+    def live_names(self, parent: int, names: list[bytes]) -> set[bytes]:
+        """Those of ``names`` that are live entries of ``parent``."""
+        out = set()
+        for part in _batches(names):
+            out.update(r[0] for r in self.conn.execute(
+                f"SELECT name FROM dentries WHERE parent=? AND seq_to IS NULL AND name IN"
+                f" ({_marks(part)})", (parent, *part)))
+        return out
 
     def add_dentry(self, parent: int, name: bytes, ino: int) -> None:
         # the rowid picks max(id)+1, so new entries sort after every entry a listing has seen
@@ -452,11 +471,13 @@ class MetaStore:
         row = self.conn.execute("SELECT kind, etag FROM doc_kinds WHERE ino=?", (ino,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def doc_kinds(self, inos: list[int]) -> dict[int, str]:
-        if not inos:
-            return {}
-        marks = ",".join("?" * len(inos))
-        return dict(self.conn.execute(f"SELECT ino, kind FROM doc_kinds WHERE ino IN ({marks})", inos))
+    def doc_kinds(self, inos: list[int]) -> dict[int, tuple[str, bytes]]:
+        """{ino: (kind, etag)} of those of ``inos`` that have a document kind (a listing)."""
+        out = {}
+        for part in _batches(inos):
+            out.update((r[0], (r[1], r[2])) for r in self.conn.execute(
+                f"SELECT ino, kind, etag FROM doc_kinds WHERE ino IN ({_marks(part)})", part))
+        return out
 
     def cached_view(self, key: bytes) -> tuple[bytes, int, int] | None:
         row = self.conn.execute("SELECT data, text_len, md_len FROM view_cache WHERE key=?",
@@ -468,6 +489,14 @@ class MetaStore:
         row = self.conn.execute("SELECT text_len, md_len FROM view_cache WHERE key=?",
                                 (key,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def view_lengths_of(self, keys: list[bytes]) -> dict[bytes, tuple[int, int]]:
+        """``view_lengths`` of many keys at once: {key: (text_len, md_len)} of the cached ones."""
+        out = {}
+        for part in _batches(keys):
+            out.update((r[0], (r[1], r[2])) for r in self.conn.execute(
+                f"SELECT key, text_len, md_len FROM view_cache WHERE key IN ({_marks(part)})", part))
+        return out
 
     def cache_view(self, key: bytes, data: bytes, text_len: int, md_len: int, now: int) -> None:
         self._w().execute("INSERT OR REPLACE INTO view_cache (key, data, text_len, md_len,"
