@@ -24,7 +24,7 @@ import apsw
 
 log = logging.getLogger("nexusfs.meta")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version -> how to upgrade a store from version-1 to version: SQL (any number of statements)
 # or a function taking the connection. Version 1 is the first release: nothing migrates to it.
@@ -34,6 +34,8 @@ MIGRATIONS: dict[int, str | Callable[[apsw.Connection], None]] = {
               relation TEXT NOT NULL, obj_kind TEXT NOT NULL, obj TEXT NOT NULL,
               expires_ns INTEGER, created_ns INTEGER NOT NULL, created_by INTEGER NOT NULL);
           CREATE INDEX rebac_by_obj ON rebac_tuples (obj_kind, obj);""",
+    # 3: view sizes read without walking the cached views' overflow pages (listings)
+    3: "CREATE INDEX view_cache_lengths ON view_cache (key, text_len, md_len);",
 }
 
 

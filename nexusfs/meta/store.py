@@ -486,7 +486,8 @@ class MetaStore:
 
     def view_lengths(self, key: bytes) -> tuple[int, int] | None:
         """(bytes of .txt, bytes of .md) of a cached view, without reading the view itself."""
-        row = self.conn.execute("SELECT text_len, md_len FROM view_cache WHERE key=?",
+        row = self.conn.execute("SELECT text_len, md_len FROM view_cache"
+                                " INDEXED BY view_cache_lengths WHERE key=?",
                                 (key,)).fetchone()
         return (row[0], row[1]) if row else None
 
@@ -495,7 +496,8 @@ class MetaStore:
         out = {}
         for part in _batches(keys):
             out.update((r[0], (r[1], r[2])) for r in self.conn.execute(
-                f"SELECT key, text_len, md_len FROM view_cache WHERE key IN ({_marks(part)})", part))
+                f"SELECT key, text_len, md_len FROM view_cache INDEXED BY view_cache_lengths"
+                f" WHERE key IN ({_marks(part)})", part))
         return out
 
     def cache_view(self, key: bytes, data: bytes, text_len: int, md_len: int, now: int) -> None:

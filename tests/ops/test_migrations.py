@@ -4,7 +4,7 @@ migration changes nothing; a store from a newer nexusfs is refused.
 
 RELEASED lists every schema version a release has written, each with the SQL dump of a store
 made by that release (schemas/vN.sql, written by schemas/make_dump.py) and what it holds
-(schemas/vN.json). Only version 1 exists so far. A release with schema version N+1 adds one
+(schemas/vN.json). A release with schema version N+1 adds one
 line here (and its own dump, for the version after it); the migration machinery itself is
 exercised below with test-only migrations (monkeypatched in this process, or patched into a
 real `nexus mount` through a wrapper), so the pattern is in place before it is needed.
@@ -32,6 +32,7 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 RELEASED = [
     (1, "v1"),
     (2, "v2"),
+    (3, "v3"),
 ]
 
 WHO = Caller(uid=0, gid=0, pid=1, process="test")
