@@ -73,25 +73,41 @@ class AccessView:
     async def setattr(self, ino: int, caller: Caller, **kw) -> Attr:
         return self._shown(await super().setattr(ino, caller, **kw))
 
+    def _born(self, attr: Attr) -> Attr:
+        if not is_virtual(attr.ino):
+            self.access.born(attr.ino)
+        return self._shown(attr)
+
     async def mknod(self, parent, name, mode, rdev, caller):
-        return self._shown(await super().mknod(parent, name, mode, rdev, caller))
+        return self._born(await super().mknod(parent, name, mode, rdev, caller))
 
     async def mkdir(self, parent, name, mode, caller):
-        return self._shown(await super().mkdir(parent, name, mode, caller))
+        return self._born(await super().mkdir(parent, name, mode, caller))
 
     async def symlink(self, parent, name, target, caller):
-        return self._shown(await super().symlink(parent, name, target, caller))
+        return self._born(await super().symlink(parent, name, target, caller))
 
     async def link(self, ino, parent, name, caller):
         return self._shown(await super().link(ino, parent, name, caller))
 
     async def create(self, parent, name, mode, flags, caller):
         fh, attr = await super().create(parent, name, mode, flags, caller)
-        return fh, self._shown(attr)
+        return fh, self._born(attr)
 
     async def readdir(self, fh: int, start_id: int, limit: int = 1000):
+        parent = self.dir_handles.get(fh)
         entries = await super().readdir(fh, start_id, limit)
-        if self.access.active or (entries and is_virtual(entries[0].attr.ino)):
+        if not entries:
+            return entries
+        if self.access.active and parent is not None and not is_virtual(parent):
+            reals = []
+            for e in entries:
+                if is_virtual(e.attr.ino):
+                    self._shown(e.attr)           # a document view among the files
+                else:
+                    reals.append(e)
+            self.access.show_listing(parent, reals)
+        elif self.access.active or is_virtual(entries[0].attr.ino):
             for e in entries:
                 self._shown(e.attr)
         return entries
