@@ -27,16 +27,17 @@ What it costs: every attribute that leaves the core passes through ``shown``, so
 of N files is N effective ACLs. They are computed once per *shape*, not per inode: the
 effective ACL depends only on the stored ACL value, the grants that reach the inode, its
 mode and its owner. The grants that reach an inode are those that reach its *anchor* — the
-nearest inode at or above it that has grants of its own or more than one name (a file in a
-granted directory has the directory's anchor) — so a directory's files share one answer.
-Stored ACL values are decoded once per distinct value (identical ACLs are the rule: default
-ACLs hand the same one down a tree), and a listing reads the values of all its entries with
-one query.
+nearest inode at or above it that has grants of its own, is the root or has not exactly one
+name (a file in a granted directory has the directory's anchor) — so a directory's files
+share one answer. An attribute needs only the effective mask; the ACL itself is built when
+first asked for (getxattr, the daemon's checks). Stored ACL values are decoded once per
+distinct value (identical ACLs are the rule: default ACLs hand the same one down a tree),
+and a listing reads the values of all its entries with one query.
 
 Concurrency: runs on the trio thread; nothing awaits. Caches keyed by inode (anchors, grants
 reaching, permission answers) and by anchor (the grants' entries, effective ACLs) are dropped
 wholesale on any change that could alter them (a grant made, deleted or expired; a chmod or
-ACL change; a link, unlink of a linked file or rename). Decoded ACL values are pure functions
+ACL change; a link, unlink of a linked file, rename, undo or restore). Decoded ACL values are pure functions
 of their bytes and need no invalidation; effective ACLs are keyed by the stored value, mode
 and owner, so a chmod, chown or setfacl reaches a new key even before the wholesale drop.
 """
@@ -59,6 +60,8 @@ from ..types import ROOT_INO, Attr, Caller, FsError
 ACL_ACCESS, ACL_DEFAULT = A.ACL_ACCESS, A.ACL_DEFAULT
 _MISSING = object()
 _CACHE_MAX = 65536           # entries per cache; a full cache is emptied and refilled
+_VALUES_SQL = {1 << b: "SELECT ino, value FROM xattrs WHERE name=? AND ino IN (%s)"
+               % ",".join("?" * (1 << b)) for b in range(9)}
 
 
 def _put(cache: dict, key, value):
@@ -190,11 +193,6 @@ class AccessControl:
         self._reach.clear()
         self._answers.clear()
 
-    def born(self, ino: int) -> None:
-        """A new inode (its number may be a purged one's): forget what was cached for it."""
-        self._anchors.pop(ino, None)
-        self._reach.pop(ino, None)
-
     def tick(self, now_ns: int) -> bool:
         """Called by the batch timer; True (after reloading) when a grant just expired."""
         if self.next_expiry_ns is not None and now_ns >= self.next_expiry_ns:
@@ -321,15 +319,16 @@ class AccessControl:
 
     def values(self, inodes) -> dict[int, bytes]:
         """The stored access ACL values of these inodes (those that have one), in one query
-        per 500 inodes: what a listing needs before it shows its entries."""
+        per 256 inodes: what a listing needs before it shows its entries. The lists are
+        padded to a power of two, so that a few prepared statements serve every size."""
         rare = self.fs.rare_xattrs[ACL_ACCESS]
         want = [i for i in inodes if i in rare]
         out: dict[int, bytes] = {}
-        for k in range(0, len(want), 500):
-            part = want[k:k + 500]
-            out.update(self.meta.conn.execute(
-                "SELECT ino, value FROM xattrs WHERE name=? AND ino IN (%s)"
-                % ",".join("?" * len(part)), (ACL_ACCESS, *part)))
+        for k in range(0, len(want), 256):
+            part = want[k:k + 256]
+            n = 1 << (len(part) - 1).bit_length()
+            part += part[-1:] * (n - len(part))
+            out.update(self.meta.conn.execute(_VALUES_SQL[n], (ACL_ACCESS, *part)))
         return out
 
     def _view(self, ino: int, attr: Attr, parent: int | None, value) -> _View:

@@ -73,26 +73,21 @@ class AccessView:
     async def setattr(self, ino: int, caller: Caller, **kw) -> Attr:
         return self._shown(await super().setattr(ino, caller, **kw))
 
-    def _born(self, attr: Attr) -> Attr:
-        if not is_virtual(attr.ino):
-            self.access.born(attr.ino)
-        return self._shown(attr)
-
     async def mknod(self, parent, name, mode, rdev, caller):
-        return self._born(await super().mknod(parent, name, mode, rdev, caller))
+        return self._shown(await super().mknod(parent, name, mode, rdev, caller))
 
     async def mkdir(self, parent, name, mode, caller):
-        return self._born(await super().mkdir(parent, name, mode, caller))
+        return self._shown(await super().mkdir(parent, name, mode, caller))
 
     async def symlink(self, parent, name, target, caller):
-        return self._born(await super().symlink(parent, name, target, caller))
+        return self._shown(await super().symlink(parent, name, target, caller))
 
     async def link(self, ino, parent, name, caller):
         return self._shown(await super().link(ino, parent, name, caller))
 
     async def create(self, parent, name, mode, flags, caller):
         fh, attr = await super().create(parent, name, mode, flags, caller)
-        return fh, self._born(attr)
+        return fh, self._shown(attr)
 
     async def readdir(self, fh: int, start_id: int, limit: int = 1000):
         parent = self.dir_handles.get(fh)
