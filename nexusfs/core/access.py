@@ -95,25 +95,23 @@ class _View:
     the group bits of the mode at once (every attribute reply needs them), the effective ACL
     and its xattr value when first asked (a getxattr, the daemon's own checks)."""
 
-    __slots__ = ("stored", "grants", "mode", "uid", "mask", "_acl", "_value")
+    __slots__ = ("stored", "grants", "mode", "uid", "mask", "known", "_acl")
 
     def __init__(self, stored: A.Acl | None, grants: dict, mode: int, uid: int):
         self.stored, self.grants, self.mode, self.uid = stored, grants, mode, uid
-        self._acl = self._value = _MISSING
+        self._acl = _MISSING
         self.mask = None                      # perm of the effective mask (None: no ACL)
-        if grants:
-            named = {(e.tag, e.id) for e in stored or () if e.tag in (A.USER, A.GROUP)}
-            extra, widen = False, 0
-            for key, bits in grants.items():
-                if key in named or (key[0] == A.USER and key[1] == uid):
-                    continue                   # the explicit entry (or ownership) decides
-                extra, widen = True, widen | bits
-            if extra:
-                base = stored or A.from_mode(mode)
-                self.mask = (A.get(base, A.MASK) or A.get(base, A.GROUP_OBJ)).perm | widen
-                return
-        if stored is not None:
-            self.mask = (A.get(stored, A.MASK) or A.get(stored, A.GROUP_OBJ)).perm
+        named = {(e.tag, e.id) for e in stored or () if e.tag in (A.USER, A.GROUP)}
+        extra, widen = False, 0
+        for key, bits in grants.items():
+            if key in named or (key[0] == A.USER and key[1] == uid):
+                continue                       # the explicit entry (or ownership) decides
+            extra, widen = True, widen | bits
+        base = stored or (A.from_mode(mode) if extra else None)
+        if base is not None:
+            self.mask = (A.get(base, A.MASK) or A.get(base, A.GROUP_OBJ)).perm | widen
+        # the xattr value once encoded: b"" when there is no ACL, None until first asked
+        self.known: bytes | None = b"" if self.mask is None else None
 
     def acl(self) -> A.Acl | None:
         """The effective ACL: the stored one; with grants, their entries added, the mask
@@ -143,10 +141,9 @@ class _View:
         return self._acl
 
     def encoded(self) -> bytes | None:
-        if self._value is _MISSING:
-            acl = self.acl()
-            self._value = A.encode(acl) if acl is not None else None
-        return self._value
+        if self.known is None:
+            self.known = A.encode(self.acl())
+        return self.known or None
 
 
 class AccessControl:
@@ -162,7 +159,8 @@ class AccessControl:
         self._anchors: dict[int, int] = {}                  # ino -> its anchor
         self._derived: dict[tuple[int, bool], dict] = {}    # (anchor, x allowed) -> bits
         self._teams: dict[str, frozenset] = {}              # team -> its users and groups
-        self._views: dict[tuple, tuple] = {}                # (value, anchor, mode, uid) -> view
+        self._views: dict[tuple, _View] = {}                # (value, anchor, mode, uid) -> view
+        self._shown: dict[int, _View] = {}                  # ino -> its view, as last shown
         self._decoded: dict[bytes, A.Acl] = {}              # stored value -> ACL (pure)
         self._reach: LRUCache = LRUCache(maxsize=65536)
         self._answers: TTLCache = TTLCache(maxsize=65536, ttl=2.0)
@@ -190,8 +188,15 @@ class AccessControl:
         self._derived.clear()
         self._teams.clear()
         self._views.clear()
+        self._shown.clear()
         self._reach.clear()
         self._answers.clear()
+
+    def unnamed(self, ino: int) -> None:
+        """``ino`` lost a name (the others, if any, are handled by ``changed``)."""
+        self._anchors.pop(ino, None)
+        self._shown.pop(ino, None)
+        self._reach.pop(ino, None)
 
     def tick(self, now_ns: int) -> bool:
         """Called by the batch timer; True (after reloading) when a grant just expired."""
@@ -340,13 +345,22 @@ class AccessControl:
         value = value or None
         anchor = self.anchor(ino, parent) if self.active else 0
         key = (value, anchor, attr.mode, attr.uid)
-        hit = self._views.get(key)
-        if hit is not None:
-            return hit
-        grants = (self._bits_at(anchor, st.S_ISDIR(attr.mode) or bool(attr.mode & 0o111))
-                  if self.active else {})
-        return _put(self._views, key, _View(self.decoded(value) if value is not None else None,
-                                            grants, attr.mode, attr.uid))
+        view = self._views.get(key)
+        if view is None:
+            grants = (self._bits_at(anchor, st.S_ISDIR(attr.mode) or bool(attr.mode & 0o111))
+                      if self.active else {})
+            view = _put(self._views, key, _View(
+                self.decoded(value) if value is not None else None, grants, attr.mode, attr.uid))
+        if self.active:
+            _put(self._shown, ino, view)
+        return view
+
+    def known_acl(self, ino: int) -> bytes | None:
+        """The access ACL xattr of an inode whose attributes were just shown, when it is
+        already known: b"" for none; None when it is not known (ask ``get_xattr``). Nothing
+        that could change it has happened since (that empties this cache)."""
+        view = self._shown.get(ino)
+        return view.known if view is not None else None
 
     def effective(self, ino: int, attr: Attr, parent: int | None = None,
                   value=_MISSING) -> A.Acl | None:
@@ -371,7 +385,7 @@ class AccessControl:
             return
         values = self.values([e.attr.ino for e in entries])
         here = self.anchor(parent)
-        views, by_obj = self._views, self.by_obj
+        views, by_obj, shown = self._views, self.by_obj, self._shown
         for e in entries:
             a = e.attr
             if e.name == b"." or e.name == b"..":
@@ -383,6 +397,10 @@ class AccessControl:
                     else None
                 if view is None:
                     view = self._view(a.ino, a, parent if only else None, value)
+                elif len(shown) < _CACHE_MAX:
+                    shown[a.ino] = view
+                else:
+                    _put(shown, a.ino, view)
             if view.mask is not None:
                 a.mode = (a.mode & ~0o070) | (view.mask << 3)
 
