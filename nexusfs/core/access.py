@@ -35,11 +35,12 @@ distinct value (identical ACLs are the rule: default ACLs hand the same one down
 and a listing reads the values of all its entries with one query.
 
 Concurrency: runs on the trio thread; nothing awaits. Caches keyed by inode (anchors, grants
-reaching, permission answers) and by anchor (the grants' entries, effective ACLs) are dropped
-wholesale on any change that could alter them (a grant made, deleted or expired; a chmod or
-ACL change; a link, unlink of a linked file, rename, undo or restore). Decoded ACL values are pure functions
-of their bytes and need no invalidation; effective ACLs are keyed by the stored value, mode
-and owner, so a chmod, chown or setfacl reaches a new key even before the wholesale drop.
+reaching, what each inode was last shown as, permission answers) and by anchor (the grants'
+entries, effective ACLs) are dropped wholesale on any change that could alter them (a grant
+made, deleted or expired; a chmod, chown or ACL change; a link, an unlink of a linked file,
+a rename, an undo or restore); an unlink drops what was kept for that inode. Decoded ACL
+values are pure functions of their bytes and need no invalidation; effective ACLs are keyed
+by the stored value, mode and owner as well.
 """
 from __future__ import annotations
 

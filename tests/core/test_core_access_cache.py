@@ -6,6 +6,7 @@ names, team expansion, and the POSIX.1e composition of docs/access.md), with no 
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import stat as st
 import time
@@ -105,8 +106,13 @@ async def listing(fs, d: int) -> dict[bytes, int]:
 
 async def agree(fs, *dirs: int) -> None:
     """Every entry of these directories (and the directories themselves): what a listing,
-    getattr and getxattr show is what the reference says."""
+    getattr and getxattr show (and the ACL the kernel's reads get from memory, when known)
+    is what the reference says."""
     for d in dirs:
+        for _id, name, attr in fs.meta.list_dir(d, -1, 100000):      # before a new listing
+            want_acl = reference(fs, attr.ino)[1]
+            known = fs.access.known_acl(attr.ino)
+            assert known is None or known == (A.encode(want_acl) if want_acl else b""), name
         for name, (ino, mode) in (await listing(fs, d)).items():
             want_mode, want_acl = reference(fs, ino)
             assert mode == want_mode, (name, oct(mode), oct(want_mode))
@@ -116,6 +122,8 @@ async def agree(fs, *dirs: int) -> None:
             except FsError:
                 got = None
             assert got == want_acl, name
+            known = fs.access.known_acl(ino)
+            assert known is None or known == (A.encode(want_acl) if want_acl else b""), name
 
 
 @pytest.fixture
@@ -234,6 +242,22 @@ async def test_hard_links_take_the_grants_of_every_name(fs, svc, tree):
     await fs.unlink(tree["p"], b"f", ROOT)                         # only the /q name is left
     await agree(fs, tree["p"], tree["q"])
     assert st.S_IMODE((await listing(fs, tree["q"]))[b"f2"][1]) == 0o640
+
+
+async def test_an_open_file_unlinked_from_a_granted_directory_loses_the_grant(fs, svc, tree):
+    await run(svc, "rebac create user:bob viewer-of /p")
+    fh = await fs.open(tree["f"], os.O_RDONLY, ROOT)
+    await fs.setattr(tree["f"], ROOT, mode=0o600)
+    await agree(fs, tree["p"])                                     # shown, ACL known
+    assert st.S_IMODE((await listing(fs, tree["p"]))[b"f"][1]) == 0o640
+    await fs.getxattr(tree["f"], A.ACL_ACCESS, ROOT)
+    await fs.unlink(tree["p"], b"f", ROOT)
+    want_mode, want_acl = reference(fs, tree["f"])
+    assert fs.access.known_acl(tree["f"]) in (None, A.encode(want_acl))
+    assert (await fs.getattr(tree["f"], ROOT)).mode == want_mode
+    assert st.S_IMODE(want_mode) == 0o600
+    assert A.decode(await fs.getxattr(tree["f"], A.ACL_ACCESS, ROOT)) == want_acl
+    await fs.release(fh)
 
 
 async def test_undo_brings_back_names_with_their_grants(fs, svc, tree):
