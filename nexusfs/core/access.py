@@ -236,6 +236,10 @@ class AccessControl:
         hit = self._derived.get((anchor, x))
         if hit is not None:
             return hit
+        if x:                                     # every relation on a path adds x then
+            base = self._bits_at(anchor, False)
+            return _put(self._derived, (anchor, x),
+                        {k: bits | 1 if bits else 0 for k, bits in base.items()})
         by_bits: dict[int, set] = {}             # the subjects each level of access reaches
         for t in self.grants_above(anchor):
             level = by_bits.setdefault(R.perms(t.relation, x, 0), set())
