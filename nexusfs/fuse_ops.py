@@ -356,6 +356,14 @@ class Operations(pyfuse3.Operations):
             # asked before every write(), by ls and by the kernel's ACL checks: answered here,
             # without the handler's cost (grants and virtual stand-ins go to the handler)
             raise pyfuse3.FUSEError(errno.ENODATA)
+        if name == ACL_ACCESS and self.fs.access.active:
+            # the kernel's ACL check after a listing or lookup: the effective ACL, when
+            # already known, from the access cache (core/access.py known_acl)
+            known = self.fs.access.known_acl(inode)
+            if known is not None:
+                if not known:
+                    raise pyfuse3.FUSEError(errno.ENODATA)
+                return known
         return await self._getxattr(inode, name, ctx)
 
     @_guard

@@ -23,9 +23,24 @@ a daemon-only check leaks. With the ACL compiled, the kernel applies one consist
 every path walk, and ext4's semantics (supplementary groups, sticky and setgid directories,
 capabilities) come for free.
 
-Concurrency: runs on the trio thread; nothing awaits. Caches (effective grants per inode,
-permission answers) are dropped wholesale on any change that could alter them (a grant, a
-chmod/chown/ACL change, a directory rename).
+What it costs: every attribute that leaves the core passes through ``shown``, so a listing
+of N files is N effective ACLs. They are computed once per *shape*, not per inode: the
+effective ACL depends only on the stored ACL value, the grants that reach the inode, its
+mode and its owner. The grants that reach an inode are those that reach its *anchor* — the
+nearest inode at or above it that has grants of its own, is the root or has not exactly one
+name (a file in a granted directory has the directory's anchor) — so a directory's files
+share one answer. An attribute needs only the effective mask; the ACL itself is built when
+first asked for (getxattr, the daemon's checks). Stored ACL values are decoded once per
+distinct value (identical ACLs are the rule: default ACLs hand the same one down a tree),
+and a listing reads the values of all its entries with one query.
+
+Concurrency: runs on the trio thread; nothing awaits. Caches keyed by inode (anchors, grants
+reaching, what each inode was last shown as, permission answers) and by anchor (the grants'
+entries, effective ACLs) are dropped wholesale on any change that could alter them (a grant
+made, deleted or expired; a chmod, chown or ACL change; a link, an unlink of a linked file,
+a rename, an undo or restore); an unlink drops what was kept for that inode. Decoded ACL
+values are pure functions of their bytes and need no invalidation; effective ACLs are keyed
+by the stored value, mode and owner as well.
 """
 from __future__ import annotations
 
@@ -44,6 +59,18 @@ from ..meta.grants import GrantStore
 from ..types import ROOT_INO, Attr, Caller, FsError
 
 ACL_ACCESS, ACL_DEFAULT = A.ACL_ACCESS, A.ACL_DEFAULT
+_MISSING = object()
+_CACHE_MAX = 65536           # entries per cache; a full cache is emptied and refilled
+_VALUES_SQL = {1 << b: "SELECT ino, value FROM xattrs WHERE name=? AND ino IN (%s)"
+               % ",".join("?" * (1 << b)) for b in range(9)}
+
+
+def _put(cache: dict, key, value):
+    """A bounded plain dict (cheaper than an LRU on the per-entry path of listings)."""
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def gids_of(caller: Caller) -> frozenset[int]:
@@ -64,6 +91,62 @@ def unix_groups_of(uid: int) -> tuple[int, frozenset[int]]:
     return pw.pw_gid, frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid))
 
 
+class _View:
+    """What inodes of one shape (stored ACL, grants reaching, mode, owner) show the kernel:
+    the group bits of the mode at once (every attribute reply needs them), the effective ACL
+    and its xattr value when first asked (a getxattr, the daemon's own checks)."""
+
+    __slots__ = ("stored", "grants", "mode", "uid", "mask", "known", "_acl")
+
+    def __init__(self, stored: A.Acl | None, grants: dict, mode: int, uid: int):
+        self.stored, self.grants, self.mode, self.uid = stored, grants, mode, uid
+        self._acl = _MISSING
+        self.mask = None                      # perm of the effective mask (None: no ACL)
+        named = {(e.tag, e.id) for e in stored or () if e.tag in (A.USER, A.GROUP)}
+        extra, widen = False, 0
+        for key, bits in grants.items():
+            if key in named or (key[0] == A.USER and key[1] == uid):
+                continue                       # the explicit entry (or ownership) decides
+            extra, widen = True, widen | bits
+        base = stored or (A.from_mode(mode) if extra else None)
+        if base is not None:
+            self.mask = (A.get(base, A.MASK) or A.get(base, A.GROUP_OBJ)).perm | widen
+        # the xattr value once encoded: b"" when there is no ACL, None until first asked
+        self.known: bytes | None = b"" if self.mask is None else None
+
+    def acl(self) -> A.Acl | None:
+        """The effective ACL: the stored one; with grants, their entries added, the mask
+        widened to cover them and the stored group-class entries narrowed by the old mask."""
+        if self._acl is not _MISSING:
+            return self._acl
+        stored, grants = self.stored, self.grants
+        self._acl = stored
+        if not grants:
+            return stored
+        base = stored or A.from_mode(self.mode)
+        old_mask = (A.get(base, A.MASK) or A.get(base, A.GROUP_OBJ)).perm
+        named = {(e.tag, e.id) for e in base if e.tag in (A.USER, A.GROUP)}
+        extra, widen = [], 0
+        for (tag, qid), bits in sorted(grants.items()):
+            if (tag, qid) in named or (tag == A.USER and qid == self.uid):
+                continue                       # the explicit entry (or ownership) decides
+            extra.append(A.Entry(tag, bits, qid))
+            widen |= bits
+        if not extra:
+            return stored
+        out = [A.Entry(e.tag, e.perm & old_mask, e.id) if e.tag in (A.GROUP_OBJ, A.USER, A.GROUP)
+               else e for e in base if e.tag != A.MASK]
+        out += extra
+        out.append(A.Entry(A.MASK, old_mask | widen))
+        self._acl = tuple(sorted(out, key=A._order))
+        return self._acl
+
+    def encoded(self) -> bytes | None:
+        if self.known is None:
+            self.known = A.encode(self.acl())
+        return self.known or None
+
+
 class AccessControl:
     def __init__(self, fs):
         self.fs = fs
@@ -74,7 +157,12 @@ class AccessControl:
         self.graph = R.Graph([])
         self.next_expiry_ns: int | None = None
         self.active = False                       # any live grant on a path: attrs need work
-        self._derived: LRUCache = LRUCache(maxsize=65536)
+        self._anchors: dict[int, int] = {}                  # ino -> its anchor
+        self._derived: dict[tuple[int, bool], dict] = {}    # (anchor, x allowed) -> bits
+        self._teams: dict[str, frozenset] = {}              # team -> its users and groups
+        self._views: dict[tuple, _View] = {}                # (value, anchor, mode, uid) -> view
+        self._shown: dict[int, _View] = {}                  # ino -> its view, as last shown
+        self._decoded: dict[bytes, A.Acl] = {}              # stored value -> ACL (pure)
         self._reach: LRUCache = LRUCache(maxsize=65536)
         self._answers: TTLCache = TTLCache(maxsize=65536, ttl=2.0)
         self.load()
@@ -97,9 +185,19 @@ class AccessControl:
 
     def changed(self) -> None:
         """Something that decides access changed: forget every cached answer."""
+        self._anchors.clear()
         self._derived.clear()
+        self._teams.clear()
+        self._views.clear()
+        self._shown.clear()
         self._reach.clear()
         self._answers.clear()
+
+    def unnamed(self, ino: int) -> None:
+        """``ino`` lost a name (the others, if any, are handled by ``changed``)."""
+        self._anchors.pop(ino, None)
+        self._shown.pop(ino, None)
+        self._reach.pop(ino, None)
 
     def tick(self, now_ns: int) -> bool:
         """Called by the batch timer; True (after reloading) when a grant just expired."""
@@ -109,34 +207,104 @@ class AccessControl:
         return False
 
     # -- what grants reach an inode -----------------------------------------------------------
-    def derived(self, ino: int, attr: Attr) -> dict[tuple[int, int], tuple[int, list]]:
+    def derived(self, ino: int, attr: Attr,
+                parent: int | None = None) -> dict[tuple[int, int], tuple[int, list]]:
         """{(USER|GROUP, id): (perm bits, [(tuple, member-of chain)])} the live grants give on
-        ``ino``. Empty when no grant reaches it."""
+        ``ino``, with the reasons (for explanations; ``bits`` is the fast form). Empty when no
+        grant reaches it. ``parent``: ino's only parent, when the caller knows it."""
         if not self.active:
             return {}
-        hit = self._derived.get(ino)
+        x = st.S_ISDIR(attr.mode) or bool(attr.mode & 0o111)
+        out: dict[tuple[int, int], list] = {}
+        for t, subj, chain in self.reaching(self.anchor(ino, parent)):
+            got = out.get(key := (A.USER if subj.kind == "user" else A.GROUP, int(subj.id)))
+            if got is None:
+                got = out[key] = [0, []]
+            got[0] |= R.perms(t.relation, x, 0)
+            got[1].append((t, chain))
+        return {k: (bits, why) for k, (bits, why) in out.items()}
+
+    def bits(self, ino: int, attr: Attr, parent: int | None = None) -> dict[tuple[int, int], int]:
+        """{(USER|GROUP, id): perm bits} the live grants give on ``ino``: ``derived`` without
+        the reasons, shared by every inode of the same anchor and kind (do not modify)."""
+        if not self.active:
+            return {}
+        return self._bits_at(self.anchor(ino, parent), st.S_ISDIR(attr.mode) or
+                             bool(attr.mode & 0o111))
+
+    def _bits_at(self, anchor: int, x: bool) -> dict[tuple[int, int], int]:
+        hit = self._derived.get((anchor, x))
         if hit is not None:
             return hit
-        out: dict[tuple[int, int], tuple[int, list]] = {}
-        is_dir = st.S_ISDIR(attr.mode)
-        for t, subj, chain in self.reaching(ino):
-            bits = R.perms(t.relation, is_dir, attr.mode)
-            key = (A.USER if subj.kind == "user" else A.GROUP, int(subj.id))
-            old = out.get(key)
-            out[key] = ((old[0] if old else 0) | bits, (old[1] if old else []) + [(t, chain)])
-        self._derived[ino] = out
-        return out
+        if x:                                     # every relation on a path adds x then
+            base = self._bits_at(anchor, False)
+            return _put(self._derived, (anchor, x),
+                        {k: bits | 1 if bits else 0 for k, bits in base.items()})
+        by_bits: dict[int, set] = {}             # the subjects each level of access reaches
+        for t in self.grants_above(anchor):
+            level = by_bits.setdefault(R.perms(t.relation, x, 0), set())
+            if t.subject.kind == "team":
+                level |= self._team_keys(t.subject.id)
+            else:
+                level.add((A.USER if t.subject.kind == "user" else A.GROUP, int(t.subject.id)))
+        out: dict[tuple[int, int], int] = {}
+        for bits, keys in by_bits.items():
+            for key in keys:
+                out[key] = out.get(key, 0) | bits
+        return _put(self._derived, (anchor, x), out)
 
-    def reaching(self, ino: int, depth: int = 0) -> tuple:
-        """(tuple, subject, chain) of every live grant on ``ino`` or above it; cached per
-        inode, so a directory's answer serves all its children."""
+    def _team_keys(self, team: str) -> frozenset:
+        hit = self._teams.get(team)
+        if hit is None:
+            hit = self._teams[team] = frozenset(
+                (A.USER if subj.kind == "user" else A.GROUP, int(subj.id))
+                for subj, _chain in self.graph.expand(team))
+        return hit
+
+    def anchor(self, ino: int, parent: int | None = None) -> int:
+        """The inode whose grants reaching are exactly ``ino``'s: ``ino`` itself when grants
+        sit on it, it is the root or it has not exactly one name; else its parent's anchor.
+        ``parent``: ino's only parent, when the caller knows it (spares a query)."""
+        hit = self._anchors.get(ino)
+        if hit is not None:
+            return hit
+        walked, cur = [], ino
+        while True:
+            hit = self._anchors.get(cur)
+            if hit is not None:
+                break
+            walked.append(cur)
+            if cur in self.by_obj or cur == ROOT_INO or len(walked) > 4096:
+                hit = cur
+                break
+            if cur == ino and parent is not None:
+                up = parent
+            else:
+                found = self.meta.names(cur)
+                if len(found) != 1:
+                    hit = cur
+                    break
+                up = found[0][0]
+            cur = up
+        for i in walked:
+            _put(self._anchors, i, hit)
+        return hit
+
+    def reaching(self, ino: int) -> list:
+        """(tuple, subject, chain) of every live grant on ``ino`` or above it."""
+        return [(t, subj, chain) for t in self.grants_above(ino)
+                for subj, chain in self.subjects(t)]
+
+    def grants_above(self, ino: int, depth: int = 0) -> tuple:
+        """The live grants on ``ino`` or a directory above it; cached per inode, so a
+        directory's answer serves all its children."""
         hit = self._reach.get(ino)
         if hit is not None:
             return hit
-        out = [(t, subj, chain) for t in self.by_obj.get(ino, ()) for subj, chain in self.subjects(t)]
+        out = list(self.by_obj.get(ino, ()))
         if ino != ROOT_INO and depth < 4096:
             for parent, _name in self.meta.names(ino):
-                out.extend(self.reaching(parent, depth + 1))
+                out.extend(self.grants_above(parent, depth + 1))
         hit = self._reach[ino] = tuple(out)
         return hit
 
@@ -150,40 +318,96 @@ class AccessControl:
         if ino not in self.fs.rare_xattrs.get(name, ()):
             return None
         value = self.meta.get_xattr(ino, name)
-        return A.decode(value) if value else None
+        return self.decoded(value) if value else None
 
-    def effective(self, ino: int, attr: Attr) -> A.Acl | None:
+    def decoded(self, value: bytes) -> A.Acl:
+        """A stored ACL value decoded (once per distinct value)."""
+        hit = self._decoded.get(value)
+        if hit is None:
+            hit = _put(self._decoded, value, A.decode(value))
+        return hit
+
+    def values(self, inodes) -> dict[int, bytes]:
+        """The stored access ACL values of these inodes (those that have one), in one query
+        per 256 inodes: what a listing needs before it shows its entries. The lists are
+        padded to a power of two, so that a few prepared statements serve every size."""
+        rare = self.fs.rare_xattrs[ACL_ACCESS]
+        want = [i for i in inodes if i in rare]
+        out: dict[int, bytes] = {}
+        for k in range(0, len(want), 256):
+            part = want[k:k + 256]
+            n = 1 << (len(part) - 1).bit_length()
+            part += part[-1:] * (n - len(part))
+            out.update(self.meta.conn.execute(_VALUES_SQL[n], (ACL_ACCESS, *part)))
+        return out
+
+    def _view(self, ino: int, attr: Attr, parent: int | None, value) -> _View:
+        """What ``ino`` shows (shared by inodes of the same shape); ``value`` is its stored
+        access ACL value (None: none; _MISSING: read it)."""
+        if value is _MISSING:
+            value = (self.meta.get_xattr(ino, ACL_ACCESS)
+                     if ino in self.fs.rare_xattrs[ACL_ACCESS] else None)
+        value = value or None
+        anchor = self.anchor(ino, parent) if self.active else 0
+        key = (value, anchor, attr.mode, attr.uid)
+        view = self._views.get(key)
+        if view is None:
+            grants = (self._bits_at(anchor, st.S_ISDIR(attr.mode) or bool(attr.mode & 0o111))
+                      if self.active else {})
+            view = _put(self._views, key, _View(
+                self.decoded(value) if value is not None else None, grants, attr.mode, attr.uid))
+        if self.active:
+            _put(self._shown, ino, view)
+        return view
+
+    def known_acl(self, ino: int) -> bytes | None:
+        """The access ACL xattr of an inode whose attributes were just shown, when it is
+        already known: b"" for none; None when it is not known (ask ``get_xattr``). Nothing
+        that could change it has happened since (that empties this cache)."""
+        view = self._shown.get(ino)
+        return view.known if view is not None else None
+
+    def effective(self, ino: int, attr: Attr, parent: int | None = None,
+                  value=_MISSING) -> A.Acl | None:
         """The access ACL the kernel enforces: the stored one plus the grants' entries."""
-        stored = self.stored(ino)
-        grants = self.derived(ino, attr)
-        if not grants:
-            return stored
-        base = stored or A.from_mode(attr.mode)
-        old_mask = (A.get(base, A.MASK) or A.get(base, A.GROUP_OBJ)).perm
-        named = {(e.tag, e.id) for e in base if e.tag in (A.USER, A.GROUP)}
-        extra, widen = [], 0
-        for (tag, qid), (bits, _why) in sorted(grants.items()):
-            if (tag, qid) in named or (tag == A.USER and qid == attr.uid):
-                continue                       # the explicit entry (or ownership) decides
-            extra.append(A.Entry(tag, bits, qid))
-            widen |= bits
-        if not extra:
-            return stored
-        out = [A.Entry(e.tag, e.perm & old_mask, e.id) if e.tag in (A.GROUP_OBJ, A.USER, A.GROUP)
-               else e for e in base if e.tag != A.MASK]
-        out += extra
-        out.append(A.Entry(A.MASK, old_mask | widen))
-        return tuple(sorted(out, key=A._order))
+        return self._view(ino, attr, parent, value).acl()
 
-    def shown(self, attr: Attr) -> Attr:
+    def shown(self, attr: Attr, parent: int | None = None, value=_MISSING) -> Attr:
         """Attributes as the kernel must see them: with grants, the group bits are the
-        widened mask (else the kernel would not consult the ACL)."""
+        widened mask (else the kernel would not consult the ACL). ``parent``: the inode's
+        only parent, ``value``: its stored ACL value, when the caller has them."""
         if self.active and attr.ino < (1 << 48):
-            eff = self.effective(attr.ino, attr)
-            if eff is not None:
-                mask = A.get(eff, A.MASK) or A.get(eff, A.GROUP_OBJ)
-                attr.mode = (attr.mode & ~0o070) | (mask.perm << 3)
+            mask = self._view(attr.ino, attr, parent, value).mask
+            if mask is not None:
+                attr.mode = (attr.mode & ~0o070) | (mask << 3)
         return attr
+
+    def show_listing(self, parent: int, entries) -> None:
+        """``shown`` for the entries (real inodes) of a listing of directory ``parent``: one
+        query for their ACL values; an entry whose only parent is ``parent`` (a file with one
+        link, a subdirectory) and that has no grants of its own has ``parent``'s anchor."""
+        if not self.active:
+            return
+        values = self.values([e.attr.ino for e in entries])
+        here = self.anchor(parent)
+        views, by_obj, shown = self._views, self.by_obj, self._shown
+        for e in entries:
+            a = e.attr
+            if e.name == b"." or e.name == b"..":
+                view = self._view(a.ino, a, None, values.get(a.ino))
+            else:
+                only = a.nlink == 1 or st.S_ISDIR(a.mode)
+                value = values.get(a.ino)
+                view = views.get((value, here, a.mode, a.uid)) if only and a.ino not in by_obj \
+                    else None
+                if view is None:
+                    view = self._view(a.ino, a, parent if only else None, value)
+                elif len(shown) < _CACHE_MAX:
+                    shown[a.ino] = view
+                else:
+                    _put(shown, a.ino, view)
+            if view.mask is not None:
+                a.mode = (a.mode & ~0o070) | (view.mask << 3)
 
     # -- the daemon's own checks (search results, the log, control commands, the past) ---------
     def permits(self, uid: int, gids: frozenset[int], ino: int, want: int) -> bool:
@@ -232,8 +456,7 @@ class AccessControl:
         if name == ACL_DEFAULT:
             value = self.meta.get_xattr(ino, name) if st.S_ISDIR(attr.mode) else None
         else:
-            eff = self.effective(ino, attr)
-            value = A.encode(eff) if eff is not None else None
+            value = self._view(ino, attr, None, _MISSING).encoded()
         if value is None:
             raise FsError(errno.ENODATA)
         return value
@@ -265,12 +488,12 @@ class AccessControl:
             self.fs.rare_xattrs[name].add(ino)
             return
         # what setfacl read back included the grants' entries: keep only the explicit ones
-        grants = self.derived(ino, attr)
+        grants = self.bits(ino, attr)
         stored = self.stored(ino) or ()
         explicit = {(e.tag, e.id) for e in stored}
         kept = tuple(e for e in new if not (
             e.tag in (A.USER, A.GROUP) and (e.tag, e.id) not in explicit
-            and (e.tag, e.id) in grants and grants[(e.tag, e.id)][0] == e.perm))
+            and grants.get((e.tag, e.id)) == e.perm))
         if len(kept) != len(new) and not any(e.tag in (A.USER, A.GROUP) for e in kept):
             kept = tuple(e for e in kept if e.tag != A.MASK)   # that mask was the grants'
         new = kept

@@ -12,11 +12,16 @@ Every attribute that leaves the core passes through here, so that
     today, listing it read permission, opening a past file read permission on the file
     today (when they still exist). Their entries are not cached by the kernel, so every
     path walk comes back here.
-Runs on the trio thread; nothing here awaits except the wrapped operations.
+Also here: telling the kernel to re-read the attributes and ACLs of what a link, an unlink
+or a rename between directories that different grants reach changed (grants themselves do
+it through FileSystem.refresh_permissions).
+Runs on the trio thread; nothing here awaits except the wrapped operations and those
+notices (sent from a worker thread, core/fs.py).
 """
 from __future__ import annotations
 
 import errno
+import stat as st
 
 from ..access import acl as A
 from ..types import ROOT_INO, Attr, Caller, FsError
@@ -85,16 +90,59 @@ class AccessView:
         return self._shown(await super().symlink(parent, name, target, caller))
 
     async def link(self, ino, parent, name, caller):
-        return self._shown(await super().link(ino, parent, name, caller))
+        attr = await super().link(ino, parent, name, caller)
+        if self.access.active:
+            await self._regrant([ino])                # grants above the new name reach it
+        return self._shown(attr)
 
     async def create(self, parent, name, mode, flags, caller):
         fh, attr = await super().create(parent, name, mode, flags, caller)
         return fh, self._shown(attr)
 
+    async def unlink(self, parent, name, caller):
+        ino = self.meta.lookup(parent, name) if self.access.active and not is_virtual(parent) \
+            else None
+        await super().unlink(parent, name, caller)
+        if ino is not None:
+            self.access.unnamed(ino)              # open still, or other names: not these grants
+            await self._regrant([ino])
+
+    async def rename(self, old_parent, old_name, new_parent, new_name, flags, caller):
+        ac = self.access
+        if not (ac.active and not is_virtual(old_parent) and not is_virtual(new_parent)
+                and set(ac.grants_above(old_parent)) != set(ac.grants_above(new_parent))):
+            return await super().rename(old_parent, old_name, new_parent, new_name, flags,
+                                        caller)
+        # between directories different grants reach: what moves (and what it replaces)
+        # changes access, and the kernel must hear of it
+        moved = [i for i in (self.meta.lookup(old_parent, old_name),
+                             self.meta.lookup(new_parent, new_name)) if i is not None]
+        dirs = any(a is not None and st.S_ISDIR(a.mode) for a in map(self.meta.get_attr, moved))
+        await super().rename(old_parent, old_name, new_parent, new_name, flags, caller)
+        await (self.refresh_permissions() if dirs else self._regrant(moved))
+
+    async def _regrant(self, inodes) -> None:
+        """The grants reaching these inodes changed: the kernel re-reads their attributes and
+        ACLs (only those; cached pages stay)."""
+        held = [i for i in inodes if i in self.lookups]
+        if held and self.invalidate_attrs_hook is not None:
+            await self.invalidate_attrs_hook(held)
+
     async def readdir(self, fh: int, start_id: int, limit: int = 1000):
+        parent = self.dir_handles.get(fh)
         entries = await super().readdir(fh, start_id, limit)
+        if not entries:
+            return entries
+        if self.access.active and parent is not None and not is_virtual(parent):
+            reals = []
+            for e in entries:
+                if is_virtual(e.attr.ino):
+                    self._shown(e.attr)           # a document view among the files
+                else:
+                    reals.append(e)
+            self.access.show_listing(parent, reals)
         # (views in a real directory carry their document's mode: only grants change them)
-        if self.access.active or is_virtual(self.dir_handles.get(fh, 0)):
+        elif self.access.active or is_virtual(parent or 0):
             for e in entries:
                 self._shown(e.attr)
         return entries

@@ -235,6 +235,35 @@ def test_a_grant_until_an_expiry(area):
     assert "expired" in ok(nexus("rebac", "list")).stdout
 
 
+def test_the_kernel_sees_every_change_after_a_listing(area, mount):
+    """The daemon answers the kernel's ACL reads from what it showed last (listings): a
+    setfacl, a rename out of the granted directory and a grant deletion all count."""
+    d = area / "shared"
+    d.mkdir()
+    for i in range(5):
+        (d / f"other{i}.txt").write_text("x\n")              # files of the same shape
+    f = d / "notes.txt"
+    f.write_text("notes\n")
+    for p in d.iterdir():
+        os.chmod(p, 0o600)
+    ok(nexus("rebac", "create", f"user:{BOB}", "viewer-of", str(d)))
+    assert "notes.txt" in ok(as_(BOB, ["ls", "-l", str(d)])).stdout
+    assert ok(as_(BOB, ["cat", str(f)])).stdout == "notes\n"
+    ok(run(["setfacl", "-m", f"u:{BOB}:---", str(f)]))        # an explicit entry beats it
+    denied(as_(BOB, ["cat", str(f)]))
+    ok(as_(BOB, ["cat", str(d / "other1.txt")]))
+    ok(run(["setfacl", "-x", f"u:{BOB}", str(f)]))
+    ok(as_(BOB, ["ls", "-l", str(d)]))
+    assert ok(as_(BOB, ["cat", str(f)])).stdout == "notes\n"
+    os.rename(f, area / "notes.txt")                           # out of the granted directory
+    denied(as_(BOB, ["cat", str(area / "notes.txt")]))
+    os.rename(area / "notes.txt", f)
+    ok(as_(BOB, ["cat", str(f)]))
+    ok(nexus("rebac", "delete", f"user:{BOB}", "viewer-of", str(d)))
+    denied(as_(BOB, ["cat", str(f)]))
+    denied(as_(BOB, ["cat", str(d / "other2.txt")]))
+
+
 def test_grants_through_the_ctl_file_and_teams(area, mount):
     d = area / "teamdir"
     d.mkdir()
