@@ -44,6 +44,12 @@ class Attr:
     volatile: bool = False       # virtual, changing content: the kernel may cache it only briefly
     uncached: bool = False       # the kernel must not cache it at all (checked per caller)
 
+    def copy(self) -> "Attr":
+        """A copy to adjust (several times faster than copy.copy)."""
+        return Attr(self.ino, self.mode, self.nlink, self.uid, self.gid, self.rdev, self.size,
+                    self.blocks, self.atime_ns, self.mtime_ns, self.ctime_ns, self.generation,
+                    self.volatile, self.uncached)
+
 
 @dataclass(frozen=True, slots=True)
 class Caller:

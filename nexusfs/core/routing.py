@@ -12,7 +12,6 @@ inode) or the window is older than WINDOW_TTL.
 """
 from __future__ import annotations
 
-import copy
 import errno
 import time
 
@@ -201,7 +200,7 @@ class VirtualRouting:
             i = 0
         rest = w.entries[i:]
         if self.access.active:        # the caller adjusts what it gets (accessview): copies
-            rest = [DirEntry(e.name, copy.copy(e.attr), e.next_id) for e in rest]
+            rest = [DirEntry(e.name, e.attr.copy(), e.next_id) for e in rest]
         return rest
 
     async def releasedir(self, fh: int) -> None:
