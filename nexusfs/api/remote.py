@@ -18,6 +18,7 @@ import threading
 
 from ..control.client import Connection, ControlError, RemoteError
 from .errors import StoreError, from_errno
+from .sources import pieces
 
 INLINE = 40 * 1024              # raw bytes sent inside one `file write`
 PIECE = 44 * 1024               # raw bytes per `file upload` (base64 stays under 64 KiB)
@@ -107,7 +108,7 @@ class DaemonDoor:
         """Send ``source`` for ``path`` into upload ``token`` ("new" starts one)."""
         first = True
         mtime = _opt("--mtime", mtime_ns)
-        for piece in _pieces(source):
+        for piece in pieces(source, PIECE):
             token = self._ask(["file", "upload", token] + mtime + ["--", path, _b64(piece)])["token"]
             first = False
         if first:
@@ -150,16 +151,3 @@ class DaemonDoor:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _pieces(source):
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        for i in range(0, len(view), PIECE):
-            yield bytes(view[i:i + PIECE])
-        return
-    while True:
-        piece = source.read(PIECE)
-        if not piece:
-            return
-        yield piece

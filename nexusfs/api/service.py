@@ -33,6 +33,7 @@ from ..core.names import now_ns
 from ..core.access import gids_of
 from ..core.vtree import is_virtual
 from ..types import ROOT_INO, Attr, Caller, FsError
+from .sources import pieces
 
 PIECE = 1 << 20                    # bytes per core read/write call
 R, W, X = 4, 2, 1
@@ -348,7 +349,7 @@ class FileService:
             try:
                 df.truncate(0)
                 pos = 0
-                for piece in _pieces(source):
+                for piece in pieces(source, PIECE):
                     if pos + len(piece) > fs.cfg.max_file_size:
                         raise FsError(errno.EFBIG, f"{path}: file too large")
                     fs._check_space()
@@ -580,17 +581,3 @@ def _conflict(path: str, now: str | None, expected: str | None) -> FsError:
     if now is None:
         return FsError(errno.ESTALE, f"{path}: does not exist (etag -), not etag {expected}")
     return FsError(errno.ESTALE, f"{path}: etag is {now}, not {expected} (changed since read)")
-
-
-def _pieces(source):
-    """Byte pieces of ``source``: bytes-like, or a binary file object."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source)
-        for i in range(0, len(view), PIECE):
-            yield bytes(view[i:i + PIECE])
-        return
-    while True:
-        piece = source.read(PIECE)
-        if not piece:
-            return
-        yield piece
