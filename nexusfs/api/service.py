@@ -28,6 +28,7 @@ import stat as st
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 
+from ..access.acl import permits
 from ..core.etag import current as current_etag
 from ..core.names import now_ns
 from ..core.access import gids_of
@@ -59,13 +60,7 @@ def may(attr: Attr, caller: Caller, want: int) -> bool:
     (virtual entries, which carry no ACL of their own beyond what their attributes show)."""
     if caller.uid == 0:
         return not (want & X) or st.S_ISDIR(attr.mode) or bool(attr.mode & 0o111)
-    if caller.uid == attr.uid:
-        bits = (attr.mode >> 6) & 7
-    elif caller.gid == attr.gid or attr.gid in caller.groups:
-        bits = (attr.mode >> 3) & 7
-    else:
-        bits = attr.mode & 7
-    return bits & want == want
+    return permits(None, attr.mode, attr.uid, attr.gid, caller.uid, gids_of(caller), want)
 
 
 class Refs:

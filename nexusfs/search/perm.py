@@ -11,19 +11,15 @@ from __future__ import annotations
 import os
 import stat as st
 
+from ..access.acl import permits
 from ..types import ROOT_INO, Caller
 
 
 def _allowed(attr, caller: Caller, mask: int) -> bool:
     if caller.uid == 0:
         return True
-    if caller.uid == attr.uid:
-        bits = (attr.mode >> 6) & 7
-    elif caller.gid == attr.gid or attr.gid in caller.groups:
-        bits = (attr.mode >> 3) & 7
-    else:
-        bits = attr.mode & 7
-    return bits & mask == mask
+    return permits(None, attr.mode, attr.uid, attr.gid, caller.uid,
+                   frozenset((caller.gid, *caller.groups)), mask)
 
 
 def fallback(fs, caller: Caller, ino: int, mask: int) -> bool:
