@@ -121,3 +121,33 @@ def crash(fs: FileSystem) -> None:
     fs.packs.close_readers()
     os.close(fs._lock_fd)
     fs._lock_fd = None
+
+class Stores:
+    """Starts FileSystems on a config and cleans up after the test: closes what is still open
+    and runs fsck on every data directory used."""
+
+    def __init__(self):
+        self.live = []
+        self.cfgs = []
+
+    def start(self, cfg):
+        fs = start_fs(cfg)
+        self.live.append(fs)
+        if cfg not in self.cfgs:
+            self.cfgs.append(cfg)
+        return fs
+
+    async def close(self, fs):
+        self.live.remove(fs)
+        await fs.close()
+
+    def crash(self, fs):
+        self.live.remove(fs)
+        crash(fs)
+
+    async def finish(self):
+        for fs in list(self.live):
+            await self.close(fs)
+        for cfg in self.cfgs:
+            problems = fsck(cfg)
+            assert problems == [], f"fsck of {cfg.data_dir}: {problems}"

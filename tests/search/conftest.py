@@ -11,7 +11,7 @@ _core = os.path.join(os.path.dirname(os.path.dirname(__file__)), "core")
 if _core not in sys.path:
     sys.path.insert(0, _core)
 
-from corelib import crash, fsck, start_fs  # noqa: E402
+from corelib import Stores  # noqa: E402
 
 from nexusfs import config  # noqa: E402
 
@@ -26,32 +26,6 @@ def cfg(tmp_path, small_store):
     return config.load(tmp_path / "data", **small_store)
 
 
-class Stores:
-    def __init__(self):
-        self.live = []
-        self.cfgs = []
-
-    def start(self, cfg):
-        fs = start_fs(cfg)
-        self.live.append(fs)
-        if cfg not in self.cfgs:
-            self.cfgs.append(cfg)
-        return fs
-
-    async def close(self, fs):
-        self.live.remove(fs)
-        await fs.close()
-
-    def crash(self, fs):
-        self.live.remove(fs)
-        crash(fs)
-
-    async def finish(self):
-        for fs in list(self.live):
-            await self.close(fs)
-        for cfg in self.cfgs:
-            problems = fsck(cfg)
-            assert problems == [], f"fsck of {cfg.data_dir}: {problems}"
 
 
 @pytest.fixture
