@@ -19,6 +19,7 @@ from cachetools import TTLCache
 from .core.fs import FileSystem
 from .access.acl import ACL_ACCESS
 from .core.vtree import is_virtual
+from .core.xattrs import UNSUPPORTED_XATTRS
 from .metrics import LATENCY_BOUNDS
 from .types import Attr, Caller, FsError
 
@@ -350,6 +351,8 @@ class Operations(pyfuse3.Operations):
         await self.fs.setxattr(inode, name, value, self._caller(ctx))
 
     async def getxattr(self, inode, name, ctx):
+        if name in UNSUPPORTED_XATTRS:      # (ls -l asks every name once, until told this)
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         rare = self.fs.rare_xattrs.get(name)
         if rare is not None and inode not in rare and not (
                 name == ACL_ACCESS and (self.fs.access.active or is_virtual(inode))):

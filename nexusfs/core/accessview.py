@@ -128,7 +128,7 @@ class AccessView:
         if held and self.invalidate_attrs_hook is not None:
             await self.invalidate_attrs_hook(held)
 
-    async def readdir(self, fh: int, start_id: int, limit: int = 1000):
+    async def readdir(self, fh: int, start_id: int, limit: int | None = None):
         parent = self.dir_handles.get(fh)
         entries = await super().readdir(fh, start_id, limit)
         if not entries:

@@ -8,7 +8,10 @@ Listings of real directories are built a window at a time (up to ``limit`` entri
 document views) and kept per directory handle: the kernel asks for one buffer-full per
 request, and the rest of the window answers the following requests of the same pass, unless
 anything changed in between (a logged operation, a document's views, a forgotten virtual
-inode) or the window is older than WINDOW_TTL.
+inode) or the window is older than WINDOW_TTL. A window is sized by what the pass took from the
+one before (twice that, from WINDOW_FIRST up to ``limit``): a request takes only a few dozen
+entries, and `rm -rf` changes the directory between any two requests, so a full-size window
+would mostly be built to be thrown away.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from .vtree import CTL, NEXUS, NEXUS_NAME, RAW, RAW_NAME, is_virtual
 
 WINDOW_TTL = 1.0          # seconds a listing window may answer continuation requests
 WINDOWS_KEPT = 32         # windows kept at most (of the handles listed last)
+WINDOW_FIRST = 128        # entries in the first window of a pass
+WINDOW_MAX = 1000         # entries in a window at most
 
 
 class _Window:
@@ -177,7 +182,12 @@ class VirtualRouting:
             return fh
         return await super().opendir(ino, caller)
 
-    async def readdir(self, fh: int, start_id: int, limit: int = 1000) -> list[DirEntry]:
+    async def readdir(self, fh: int, start_id: int, limit: int | None = None) -> list[DirEntry]:
+        """Entries after cookie ``start_id``: up to ``limit``, or (None: the FUSE adapter, which
+        asks again while the kernel's buffer has room) what the adaptive window holds."""
+        adaptive = limit is None
+        if adaptive:
+            limit = WINDOW_MAX
         ino = self.dir_handles.get(fh)
         if ino is not None and is_virtual(ino):
             return self.vtree.readdir(ino, start_id, fh)[:limit]
@@ -192,8 +202,13 @@ class VirtualRouting:
         if w is not None and w.token == token and now - w.made < WINDOW_TTL:
             i = 0 if start_id == w.start else w.after.get(start_id)
         if i is None or (i == len(w.entries) and i):        # not in the window, or past its end
+            size = min(limit, WINDOW_FIRST) if adaptive else limit
+            if adaptive and w is not None:                 # what the pass took from the previous window
+                taken = w.after.get(start_id)
+                if taken:
+                    size = min(limit, max(2 * taken, WINDOW_FIRST // 4))
             self.windows.pop(fh, None)
-            w = _Window(start_id, await super().readdir(fh, start_id, limit), token, now)
+            w = _Window(start_id, await super().readdir(fh, start_id, size), token, now)
             if len(self.windows) >= WINDOWS_KEPT:
                 del self.windows[next(iter(self.windows))]
             self.windows[fh] = w

@@ -14,9 +14,16 @@ from .etag import ETAG_XATTR, current as _current_etag
 from .names import now_ns
 
 XATTR_CAPS = b"security.capability"
+# SELinux labels: not supported, as on NFS without labelled NFS. SELinux labels a FUSE mount
+# as a whole (genfscon / the context= mount option), not by per-file xattrs, so storing them
+# served nobody, while `ls -l` (libselinux) asked for it of every name: one FUSE round trip
+# per entry, which the kernel does not cache. EOPNOTSUPP is what ls and cp remember per
+# file system ("unsupported here") after the first ask.
+XATTR_SELINUX = b"security.selinux"
+UNSUPPORTED_XATTRS = frozenset({XATTR_SELINUX})
 # names asked of every inode by the kernel (before each write) or by ls, and almost never
 # set: which inodes have them is kept in memory, so the answer needs no SQL
-RARE_XATTRS = (XATTR_CAPS, b"security.selinux", ACL_ACCESS, ACL_DEFAULT)
+RARE_XATTRS = (XATTR_CAPS, ACL_ACCESS, ACL_DEFAULT)
 _XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")
 
 
@@ -24,7 +31,7 @@ class XattrOps:
     def _check_xattr_name(self, name: bytes, attr: Attr, caller: Caller, write: bool) -> None:
         if len(name) > self.cfg.xattr_name_max or not name:
             raise FsError(errno.ERANGE)
-        if not name.startswith(_XATTR_NAMESPACES):
+        if not name.startswith(_XATTR_NAMESPACES) or name in UNSUPPORTED_XATTRS:
             raise FsError(errno.EOPNOTSUPP)
         if name.startswith(b"trusted.") and caller.uid != 0:
             raise FsError(errno.EPERM if write else errno.ENODATA)
@@ -66,7 +73,7 @@ class XattrOps:
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:
         attr = self._attr(ino)
-        names = self.meta.list_xattrs(ino)
+        names = [n for n in self.meta.list_xattrs(ino) if n not in UNSUPPORTED_XATTRS]
         if ACL_ACCESS not in names and self.access.effective(ino, attr) is not None:
             names.append(ACL_ACCESS)             # grants alone make an ACL
         if caller.uid != 0:

@@ -4,8 +4,11 @@ Concurrency: one instance per mount, used only from the trio thread. Mutations j
 batch transaction (begun lazily); ``commit()`` ends it. Between awaits the trio thread runs
 alone, so each filesystem operation is atomic within the batch. ``need_gen`` records the highest
 pack generation the batch references: the caller must sync packs up to it before committing.
-``get_attr`` reuses a row read since the last write (``changes`` counts every write and
-rollback), since one request reads the same inode through several layers.
+``get_attr`` reuses rows already read, since one request reads the same inode through several
+layers: a write to one inode's row updates or drops that row (``_wi``/``_patch``), a write that
+touches no inode row keeps them all (``_wq``), any other write and every rollback drops them all
+(``_w`` counts ``changes``). Every statement that writes ``inodes`` must go through ``_w`` or
+``_wi``.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import apsw
 from ..types import Attr, ChunkLoc, Extent
 
 _ATTR_COLS = "ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, generation"
+_ATTR_INDEX = {name: i for i, name in enumerate(_ATTR_COLS.split(", "))}
 
 
 def space_figures(conn: apsw.Connection) -> dict:
@@ -71,11 +75,35 @@ class MetaStore:
 
     # -- transactions -------------------------------------------------------------------------
     def _w(self):
+        """The connection for a write that may change any inode row (rows read are void)."""
+        self.changes += 1
+        return self._wq()
+
+    def _wq(self):
+        """The connection for a write that changes no row of ``inodes`` (rows read stay)."""
         if not self.in_txn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.in_txn = True
-        self.changes += 1
         return self.conn
+
+    def _wi(self, ino: int):
+        """The connection for a write to the row of ``ino`` alone (only that row is void)."""
+        self._attr_rows.pop(ino, None)
+        return self._wq()
+
+    def _patch(self, ino: int, cols: dict, nlink_delta: int = 0) -> None:
+        """After an UPDATE of ``ino``'s row with ``cols``: the row as read before, with them
+        (the next get_attr then needs no SELECT); columns outside Attr are not kept."""
+        hit = self._attr_rows.get(ino)
+        if hit is None or hit[0] != self.changes:
+            return
+        row = list(hit[1])
+        for k, v in cols.items():
+            i = _ATTR_INDEX.get(k)
+            if i is not None:
+                row[i] = v
+        row[2] += nlink_delta
+        self._attr_rows[ino] = (hit[0], tuple(row))
 
     def commit(self) -> None:
         if self.in_txn:
@@ -121,7 +149,7 @@ class MetaStore:
         return self.seq
 
     def _insert_op(self, row: list) -> None:
-        self._w().execute("INSERT INTO oplog (seq, time_ns, uid, gid, pid, process, agent, op, path,"
+        self._wq().execute("INSERT INTO oplog (seq, time_ns, uid, gid, pid, process, agent, op, path,"
                           " path2, ino, result, undo_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
 
     def end_op(self, seq: int, result: int, ino: int | None = None) -> None:
@@ -131,7 +159,7 @@ class MetaStore:
             if ino is not None:
                 row[10] = ino
         elif result or ino is not None:
-            self._w().execute("UPDATE oplog SET result=?, ino=coalesce(?, ino) WHERE seq=?",
+            self._wq().execute("UPDATE oplog SET result=?, ino=coalesce(?, ino) WHERE seq=?",
                               (result, ino, seq))
 
     def finish_op(self, seq: int) -> None:
@@ -140,7 +168,7 @@ class MetaStore:
             self._insert_op(row)
 
     def add_version(self, ino: int, seq: int, size: int, mtime_ns: int) -> None:
-        self._w().execute("INSERT OR REPLACE INTO versions (ino, seq, size, mtime_ns) VALUES (?,?,?,?)",
+        self._wq().execute("INSERT OR REPLACE INTO versions (ino, seq, size, mtime_ns) VALUES (?,?,?,?)",
                           (ino, seq, size, mtime_ns))
 
     # -- inodes -------------------------------------------------------------------------------
@@ -165,54 +193,61 @@ class MetaStore:
 
     def _save_inode(self, ino: int) -> None:
         """Keep the live row's values as history before the current op changes them."""
-        self._w().execute(
+        self._wq().execute(
             f"INSERT OR IGNORE INTO inode_history (ino, seq_from, seq_to, {_HIST_COLS})"
             f" SELECT ino, seq, ?, {_HIST_COLS} FROM inodes WHERE ino=? AND seq<?",
             (self.seq, ino, self.seq))
 
     def update_blocks(self, ino: int) -> None:
         """Recompute st_blocks from the live extents (after a commit changed them)."""
-        self._w().execute("UPDATE inodes SET blocks=(SELECT CAST((total(length)+511)/512 AS INTEGER)"
-                          " FROM extents WHERE ino=? AND seq_to IS NULL) WHERE ino=?", (ino, ino))
+        self._wi(ino).execute("UPDATE inodes SET blocks=(SELECT CAST((total(length)+511)/512"
+                              " AS INTEGER) FROM extents WHERE ino=? AND seq_to IS NULL) WHERE ino=?", (ino, ino))
 
     def create_inode(self, mode: int, uid: int, gid: int, now: int, *, nlink: int = 1,
                      rdev: int = 0, target: bytes | None = None) -> int:
-        c = self._w()
+        c = self._wq()
         size = len(target) if target is not None else 0
         c.execute("INSERT INTO inodes (mode, nlink, uid, gid, rdev, size, atime_ns, mtime_ns,"
                   " ctime_ns, target, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                   (mode, nlink, uid, gid, rdev, size, now, now, now, target, self.seq))
-        return c.last_insert_rowid()
+        ino = c.last_insert_rowid()
+        self._attr_rows.pop(ino, None)        # (a number reused after the last one was purged)
+        return ino
 
     def update_attr(self, ino: int, **cols) -> None:
         if not cols:
             return
         self._save_inode(ino)
         sets = ", ".join(f"{k}=?" for k in cols)
-        self._w().execute(f"UPDATE inodes SET {sets}, seq=? WHERE ino=?",
-                          (*cols.values(), self.seq, ino))
+        self._wq().execute(f"UPDATE inodes SET {sets}, seq=? WHERE ino=?",
+                           (*cols.values(), self.seq, ino))
+        self._patch(ino, cols)
 
     def set_times(self, ino: int, mtime_ns: int, ctime_ns: int) -> None:
         """Bookkeeping of times that belong to the operation that last changed the inode
         (the kernel reporting buffered writes): no history row of their own."""
-        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=? WHERE ino=?",
-                          (mtime_ns, ctime_ns, ino))
+        self._wq().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=? WHERE ino=?",
+                           (mtime_ns, ctime_ns, ino))
+        self._patch(ino, {"mtime_ns": mtime_ns, "ctime_ns": ctime_ns})
 
     def set_ctime(self, ino: int, ctime_ns: int) -> None:
         """The kernel's ctime of buffered writes (as ``set_times``, without reading mtime)."""
-        self._w().execute("UPDATE inodes SET ctime_ns=? WHERE ino=?", (ctime_ns, ino))
+        self._wq().execute("UPDATE inodes SET ctime_ns=? WHERE ino=?", (ctime_ns, ino))
+        self._patch(ino, {"ctime_ns": ctime_ns})
 
     def add_nlink(self, ino: int, delta: int, now: int) -> None:
         self._save_inode(ino)
-        self._w().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=?, seq=? WHERE ino=?",
-                          (delta, now, self.seq, ino))
+        self._wq().execute("UPDATE inodes SET nlink=nlink+?, ctime_ns=?, seq=? WHERE ino=?",
+                           (delta, now, self.seq, ino))
+        self._patch(ino, {"ctime_ns": now}, delta)
 
     def touch_dir(self, ino: int, now: int, nlink_delta: int = 0) -> None:
         """A directory's times and link count after its entries changed. Kept without history
         (the entries themselves have it, and undo/restore recompute both), which spares every
         namespace operation a history row for its parent."""
-        self._w().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+? WHERE ino=?",
-                          (now, now, nlink_delta, ino))
+        self._wq().execute("UPDATE inodes SET mtime_ns=?, ctime_ns=?, nlink=nlink+? WHERE ino=?",
+                           (now, now, nlink_delta, ino))
+        self._patch(ino, {"mtime_ns": now, "ctime_ns": now}, nlink_delta)
 
     def readlink(self, ino: int) -> bytes | None:
         row = self.conn.execute("SELECT target FROM inodes WHERE ino=?", (ino,)).fetchone()
@@ -222,7 +257,7 @@ class MetaStore:
         """Purge an inode nothing refers to any more. Its content stays in history, closed at
         the operation that last changed the inode (the unlink that orphaned it), so that
         undoing that operation can bring it back."""
-        c = self._w()
+        c = self._wi(ino)
         row = c.execute("SELECT seq FROM inodes WHERE ino=?", (ino,)).fetchone()
         if row is None:
             return
@@ -256,11 +291,11 @@ class MetaStore:
 
     def add_dentry(self, parent: int, name: bytes, ino: int) -> None:
         # the rowid picks max(id)+1, so new entries sort after every entry a listing has seen
-        self._w().execute("INSERT INTO dentries (parent, name, ino, seq_from) VALUES (?,?,?,?)",
-                          (parent, name, ino, self.seq))
+        self._wq().execute("INSERT INTO dentries (parent, name, ino, seq_from) VALUES (?,?,?,?)",
+                           (parent, name, ino, self.seq))
 
     def remove_dentry(self, parent: int, name: bytes) -> None:
-        c = self._w()
+        c = self._wq()
         c.execute("DELETE FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL AND seq_from>=?",
                   (parent, name, self.seq))
         c.execute("UPDATE dentries SET seq_to=? WHERE parent=? AND name=? AND seq_to IS NULL",
@@ -400,7 +435,7 @@ class MetaStore:
                 for r in rows]
 
     def _close_extents(self, where: str, args: tuple) -> None:
-        c = self._w()
+        c = self._wq()
         c.execute(f"DELETE FROM extents WHERE seq_to IS NULL AND seq_from>=? AND {where}",
                   (self.seq, *args))
         c.execute(f"UPDATE extents SET seq_to=? WHERE seq_to IS NULL AND {where}", (self.seq, *args))
@@ -413,7 +448,7 @@ class MetaStore:
             self._close_extents("ino=? AND offset>=? AND offset<?", (ino, start, end))
         if cut_from is not None:
             self._close_extents("ino=? AND offset>=?", (ino, cut_from))
-        self._w().executemany(
+        self._wq().executemany(
             "INSERT INTO extents (ino, offset, length, chunk, seq_from) VALUES (?,?,?,?,?)",
             [(ino, off, n, cid, self.seq) for off, n, cid in new])
 
@@ -427,7 +462,7 @@ class MetaStore:
         return out
 
     def add_chunk(self, loc: ChunkLoc, gen: int = 0) -> None:
-        self._w().execute("INSERT OR IGNORE INTO chunks (id, raw_len, codec, stored_len, pack,"
+        self._wq().execute("INSERT OR IGNORE INTO chunks (id, raw_len, codec, stored_len, pack,"
                           " pack_offset, data) VALUES (?,?,?,?,?,?,?)",
                           (loc.id, loc.raw_len, loc.codec, loc.stored_len, loc.pack, loc.offset,
                            loc.data))

@@ -255,11 +255,24 @@ async def test_xattr_trusted_namespace(fs):
 
 async def test_xattr_security_namespace(fs):
     f = await owned_file(fs)
-    await fs.setxattr(f, b"security.selinux", b"ctx", USER)   # the owner may
+    await fs.setxattr(f, b"security.ima", b"sig", USER)   # the owner may
     with pytest.raises(FsError) as e:
-        await fs.setxattr(f, b"security.selinux", b"other", OTHER)
+        await fs.setxattr(f, b"security.ima", b"other", OTHER)
     assert err(e) == errno.EPERM
-    assert await fs.getxattr(f, b"security.selinux", OTHER) == b"ctx"
+    assert await fs.getxattr(f, b"security.ima", OTHER) == b"sig"
+
+
+async def test_xattr_selinux_label_is_unsupported(fs):
+    """As on NFS: EOPNOTSUPP, which ls and cp remember per file system after one ask."""
+    f = await owned_file(fs)
+    for call in (fs.getxattr(f, b"security.selinux", ROOT),
+                 fs.setxattr(f, b"security.selinux", b"ctx", ROOT),
+                 fs.removexattr(f, b"security.selinux", ROOT)):
+        with pytest.raises(FsError) as e:
+            await call
+        assert err(e) == errno.EOPNOTSUPP
+    fs.meta.set_xattr(f, b"security.selinux", b"old")     # (stored by an earlier version)
+    assert b"security.selinux" not in await fs.listxattr(f, ROOT)
 
 
 async def test_xattr_user_namespace_only_on_files_and_dirs(fs):
