@@ -414,6 +414,22 @@ class VirtualTree:
         return target
 
     # -- files --------------------------------------------------------------------------------
+    def _view_cacheable(self, node: tuple, size: int) -> bool:
+        """May the kernel keep a view's pages (a repeated read then costs what a plain file's
+        does)? Only for the inode number of a parsed content: its key holds the etag, so it
+        names one text whose size every attribute reply gave, and it is still the document's
+        current content. Before the parse, the size the kernel saw was 0: direct I/O."""
+        etag = node[3] if node[0] == "view" else node[2]
+        if etag is None:
+            return False
+        found = self.fs.meta.doc_kind(node[1])
+        if found is None or found[1] != etag:
+            return False
+        lengths = self.fs.meta.view_lengths(self.fs.docs.cache_key(etag, found[0]))
+        if lengths is None:
+            return False
+        return size == (lengths[1] if node[0] == "view" and node[2] == ".md" else lengths[0])
+
     async def open(self, vino: int, flags: int, caller: Caller, fh: int) -> bool:
         """Open a virtual file; returns True when the kernel must not cache it (direct I/O)."""
         kind = self._node(vino)[0]
@@ -427,9 +443,9 @@ class VirtualTree:
             except FileNotFoundError:
                 raise FsError(errno.ENOENT) from None
             text = res.markdown if kind == "view" and node[2] == ".md" else res.text
-            self.handles[fh] = VHandle(vino, data=text.encode("utf-8", "surrogatepass"),
-                                       caller=caller)
-            return True
+            data = text.encode("utf-8", "surrogatepass")
+            self.handles[fh] = VHandle(vino, data=data, caller=caller)
+            return not self._view_cacheable(node, len(data))
         if kind == "ctl":
             if self.ctl_factory is None:
                 raise FsError(errno.ENOSYS, "no control plane attached")

@@ -112,6 +112,31 @@ def test_a_copy_is_not_parsed_again_and_sizes_are_known(docs):
     assert os.stat(d / "q4.pdf.txt").st_size == len(text)
 
 
+def test_views_read_again_from_cache_and_follow_a_rewrite(docs):
+    """A parsed view may stay in the kernel's page cache (repeated reads cost what a plain
+    file's do); rewriting the document never lets an old text show, with cat or a reader
+    that kept the view open."""
+    d, _ = docs
+    doc = d / "rewritten.pdf"
+    doc.write_bytes(docgen.pdf([["first version flamingo"]]))
+    view = d / "rewritten.pdf.txt"
+    first = run(["cat", str(view)]).stdout
+    assert "flamingo" in first
+    for _ in range(3):
+        assert run(["cat", str(view)]).stdout == first
+        assert os.stat(view).st_size == len(first.encode())
+    kept = open(view, "rb")
+    try:
+        assert kept.read() == first.encode()
+        doc.write_bytes(docgen.pdf([["second version heron, a longer text than before"]]))
+        again = run(["cat", str(view)]).stdout
+        assert "heron" in again and "flamingo" not in again
+        assert os.stat(view).st_size == len(again.encode())
+        assert run(["grep", "-c", "heron", str(view)]).stdout.strip() == "1"
+    finally:
+        kept.close()
+
+
 def test_auto_parse_mode_reads_documents_as_text_and_raw_gives_bytes(fuse_base):
     from fusehelp import NEXUS, Mount
     m = Mount(fuse_base, "auto-parse")

@@ -227,3 +227,31 @@ async def test_grants_are_applied_once_to_each_reply(fs):
     assert modes[b"d0000.pdf"] & 0o070 == 0o040 and modes[b"d0000.pdf.txt"] & 0o070 == 0o040
     fresh = {e.name: e.attr.mode for e in await listing(fs, d)}
     assert fresh == modes
+
+
+async def test_parsed_views_may_stay_in_the_page_cache_and_others_read_direct(fs):
+    """A view's inode of parsed content (its size known to the kernel) opens cacheable; before
+    the parse, and for the inode of a content the document no longer has, direct I/O."""
+    ino = await make_file(fs, b"q.pdf", PDF)
+    unparsed = fs.vtree.view_vino(ino, ".txt")
+    assert fs.docs.parsed_etag(ino) is None
+    fh = fs._new_fh()
+    assert await fs.vtree.open(unparsed, os.O_RDONLY, ROOT, fh) is True   # direct I/O
+    fs.vtree.release(fh)
+    for suffix in (".txt", ".md"):
+        vino = fs.vtree.view_vino(ino, suffix)       # parsed now: a new inode number
+        attr = fs.vtree.attr(vino)
+        assert vino != unparsed and attr.size > 0
+        fh = fs._new_fh()
+        assert await fs.vtree.open(vino, os.O_RDONLY, ROOT, fh) is False  # page cache
+        assert len(fs.vtree.handles[fh].data) == attr.size
+        fs.vtree.release(fh)
+    old = fs.vtree.view_vino(ino, ".txt")
+    fh = await fs.open(ino, os.O_WRONLY | os.O_TRUNC, ROOT)
+    await fs.write(fh, 0, docgen.pdf([["another text entirely"]]))
+    await fs.flush(fh)
+    await fs.release(fh)
+    fh = fs._new_fh()
+    assert await fs.vtree.open(old, os.O_RDONLY, ROOT, fh) is True     # not that content now
+    assert b"another text" in fs.vtree.handles[fh].data
+    fs.vtree.release(fh)
