@@ -134,6 +134,17 @@ class VirtualTree:
                     0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
                     volatile=True)
 
+    def _own_state(self, doc: int, etag: bytes | None) -> tuple[bytes, int, int] | None:
+        """The state (docs.state) of the parsed content a view's inode number names, also
+        after its document changed: an inode keeps its own size (a reader holding it open
+        keeps reading that text, and the kernel's cached pages of it stay whole). None
+        before the parse: the document's current state."""
+        if etag is None:
+            return None
+        found = self.fs.meta.doc_kind(doc)
+        lengths = found and self.fs.meta.view_lengths(self.fs.docs.cache_key(etag, found[0]))
+        return (etag, lengths[0], lengths[1]) if lengths else None
+
     def views_in(self, dino: int, rows: list[tuple[int, bytes, Attr]]) -> dict[int, list]:
         """The document views among directory entries ``rows`` ([(id, name, Attr)] of
         ``dino``, as listed), in a few queries whatever their number: {id: [(k, name,
@@ -233,9 +244,10 @@ class VirtualTree:
         if kind in SearchTree.KINDS:
             return self.search.attr(vino, node)
         if kind == "view":
-            return self.view_attr(node[1], node[2])
+            return self.view_attr(node[1], node[2], state=self._own_state(node[1], node[3]))
         if kind == "auto":
-            return self.view_attr(node[1], ".txt", auto=True)
+            return self.view_attr(node[1], ".txt", auto=True,
+                                  state=self._own_state(node[1], node[2]))
         if kind == "raw":
             return self._raw_attr(vino, node[1])
         if kind == "cfg":

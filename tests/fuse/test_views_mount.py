@@ -133,6 +133,8 @@ def test_views_read_again_from_cache_and_follow_a_rewrite(docs):
         assert "heron" in again and "flamingo" not in again
         assert os.stat(view).st_size == len(again.encode())
         assert run(["grep", "-c", "heron", str(view)]).stdout.strip() == "1"
+        kept.seek(0)
+        assert kept.read() in (first.encode(), again.encode())   # one text, never a mix
     finally:
         kept.close()
 

@@ -247,10 +247,15 @@ async def test_parsed_views_may_stay_in_the_page_cache_and_others_read_direct(fs
         assert len(fs.vtree.handles[fh].data) == attr.size
         fs.vtree.release(fh)
     old = fs.vtree.view_vino(ino, ".txt")
+    old_size = fs.vtree.attr(old).size
     fh = await fs.open(ino, os.O_WRONLY | os.O_TRUNC, ROOT)
     await fs.write(fh, 0, docgen.pdf([["another text entirely"]]))
     await fs.flush(fh)
     await fs.release(fh)
+    await fs.docs.result(ino)
+    assert fs.vtree.view_vino(ino, ".txt") != old
+    a = fs.vtree.attr(old)                              # an inode keeps its own size
+    assert (a.ino, a.size) == (old, old_size)
     fh = fs._new_fh()
     assert await fs.vtree.open(old, os.O_RDONLY, ROOT, fh) is True     # not that content now
     assert b"another text" in fs.vtree.handles[fh].data
