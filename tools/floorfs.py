@@ -12,9 +12,10 @@ measures the FUSE transfer floor: memcpy into a bytearray, no disk.)
 It mounts with the settings nexusfs uses (nexusfs/fuse_ops.py, nexusfs/config.py):
 pyfuse3.default_options plus fsname/subtype, no allow_other, the writeback cache, POSIX ACL
 support (the kernel then checks permissions itself, default_permissions), 300 s attribute
-and entry timeouts, negative lookups cached, readdirplus entries with "." and "..".
+and entry timeouts, negative lookups cached, readdirplus entries with "." and "..", and the
+kernel's read-ahead raised to 1024 KiB on the mount (nexusfs's readahead_kb).
 
-    python tools/floorfs.py MOUNTPOINT [--stats FILE]
+    python tools/floorfs.py MOUNTPOINT [--stats FILE] [--readahead-kb N]
 
 Runs in the foreground; prints "ready" on stdout (flushed) once the kernel's INIT request is
 answered, i.e. the mount serves. Unmount with ``fusermount3 -u MOUNTPOINT``; SIGTERM and
@@ -30,6 +31,7 @@ import errno
 import functools
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -120,8 +122,10 @@ class FloorOps(pyfuse3.Operations):
     enable_writeback_cache = True
     enable_acl = True
 
-    def __init__(self):
+    def __init__(self, mountpoint: str, readahead_kb: int = 1024):
         super().__init__()
+        self.mountpoint = os.path.realpath(mountpoint)
+        self.readahead_kb = readahead_kb
         root = Node(ROOT, stat.S_IFDIR | 0o755, os.getuid(), os.getgid())
         root.parent = ROOT
         self.nodes: dict[int, Node] = {ROOT: root}
@@ -129,9 +133,25 @@ class FloorOps(pyfuse3.Operations):
         self.handles: dict[int, Node] = {}
         self.next_fh = 1
         self.counts: dict[str, int] = {}
+        self.inited = trio.Event()
 
     def init(self):
-        print("ready", flush=True)
+        self.inited.set()               # serve() finishes the mount once INIT is answered
+
+    def raise_readahead(self) -> None:
+        """As nexusfs does after INIT (the kernel sets the window from INIT's reply, so not
+        before): the mount's read-ahead window, through sysfs; best effort."""
+        try:
+            with open("/proc/self/mountinfo") as f:
+                for line in f:
+                    fields = line.split()
+                    point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+                    if point == self.mountpoint:
+                        with open(f"/sys/class/bdi/{fields[2]}/read_ahead_kb", "w") as ra:
+                            ra.write(str(self.readahead_kb))
+                        return
+        except OSError as e:
+            print(f"floorfs: read-ahead left as is: {e}", file=sys.stderr)
 
     # -- helpers ------------------------------------------------------------------------------
     def node(self, ino: int) -> Node:
@@ -484,8 +504,14 @@ async def serve(ops: FloorOps, stats_file: str | None) -> None:
                 pyfuse3.terminate()
                 return
 
+    async def ready():
+        await ops.inited.wait()
+        ops.raise_readahead()
+        print("ready", flush=True)
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(signals)
+        nursery.start_soon(ready)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
@@ -494,8 +520,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("mountpoint")
     p.add_argument("--stats", metavar="FILE", help="on SIGUSR1, write request counts here")
+    p.add_argument("--readahead-kb", type=int, default=1024,
+                   help="the mount's read-ahead window (default 1024, as nexusfs)")
     args = p.parse_args(argv)
-    ops = FloorOps()
+    ops = FloorOps(args.mountpoint, args.readahead_kb)
     options = set(pyfuse3.default_options) | {"fsname=floorfs", "subtype=floorfs"}
     try:
         pyfuse3.init(ops, args.mountpoint, options)
