@@ -266,10 +266,10 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         if name == b"..":
             return self._entry(self.meta.parent_of(parent) or ROOT_INO)
         self._require_dir(parent)
-        ino = self.meta.lookup(parent, name)
-        if ino is None:
+        attr = self.meta.lookup_attr(parent, name)
+        if attr is None:
             raise FsError(errno.ENOENT)
-        return self._entry(ino)
+        return self._entry(attr.ino)          # (the row read is reused: no second query)
 
     def forget(self, items: list[tuple[int, int]]) -> None:
         for ino, n in items:

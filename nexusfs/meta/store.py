@@ -20,6 +20,8 @@ from ..types import Attr, ChunkLoc, Extent
 
 _ATTR_COLS = "ino, mode, nlink, uid, gid, rdev, size, blocks, atime_ns, mtime_ns, ctime_ns, generation"
 _ATTR_INDEX = {name: i for i, name in enumerate(_ATTR_COLS.split(", "))}
+_LOOKUP_ATTR = (f"SELECT {_ATTR_COLS} FROM inodes WHERE ino=(SELECT ino FROM dentries"
+                " WHERE parent=? AND name=? AND seq_to IS NULL)")
 
 
 def space_figures(conn: apsw.Connection) -> dict:
@@ -279,6 +281,20 @@ class MetaStore:
         row = self.conn.execute("SELECT ino FROM dentries WHERE parent=? AND name=? AND seq_to IS NULL",
                                 (parent, name)).fetchone()
         return row[0] if row else None
+
+    def lookup_attr(self, parent: int, name: bytes) -> Attr | None:
+        """The attributes of entry ``name`` of ``parent`` in one query (a lookup); the row is
+        kept for get_attr as a row it read itself."""
+        # (a subquery: measured 4.7 us against 16 us for the same as a JOIN, and 7.8 us for
+        # two statements)
+        row = self.conn.execute(_LOOKUP_ATTR, (parent, name)).fetchone()
+        if row is None:
+            return None
+        if threading.get_ident() == self._owner:
+            if len(self._attr_rows) >= 1024:
+                self._attr_rows.clear()
+            self._attr_rows[row[0]] = (self.changes, row)
+        return _row_to_attr(row)
 
     def live_names(self, parent: int, names: list[bytes]) -> set[bytes]:
         """Those of ``names`` that are live entries of ``parent``."""
