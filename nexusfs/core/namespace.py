@@ -106,10 +106,11 @@ class NamespaceOps:
         with self._op("unlink", caller, parent=parent, name=name) as seq:
             check_name(name)
             self._require_dir(parent)
-            ino = self.meta.lookup(parent, name)
-            if ino is None:
+            found = self.meta.lookup_attr(parent, name)
+            if found is None:
                 raise FsError(errno.ENOENT)
-            attr = self._attr(ino)
+            ino = found.ino
+            attr = self._attr(ino)            # (the row just read: no second query)
             if st.S_ISDIR(attr.mode):
                 raise FsError(errno.EISDIR)
             self.meta.end_op(seq, 0, ino)

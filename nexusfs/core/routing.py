@@ -143,7 +143,8 @@ class VirtualRouting:
     def _no_view(self, parent: int, name: bytes) -> None:
         """Views are read-only: removing or renaming one is EROFS (a real file of the same
         name, which always wins, is handled as usual)."""
-        if self.meta.lookup(parent, name) is None and self._view_of(parent, name) is not None:
+        if name.endswith((b".txt", b".md")) and self.meta.lookup(parent, name) is None and \
+                self._view_of(parent, name) is not None:
             raise FsError(errno.EROFS)
 
     async def unlink(self, parent, name, caller):
