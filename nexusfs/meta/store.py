@@ -175,8 +175,8 @@ class MetaStore:
 
     # -- inodes -------------------------------------------------------------------------------
     def get_attr(self, ino: int) -> Attr | None:
-        # Rows read since the last write are reused (one request reads an inode several
-        # times through the layers); any write, rollback or reader on another thread misses.
+        # Rows read (or written) before are reused while no write voided them (see the module
+        # docstring); a reader on another thread always asks SQLite.
         gen = self.changes
         if threading.get_ident() != self._owner:
             gen = -1
@@ -188,9 +188,7 @@ class MetaStore:
         if row is None:
             return None
         if gen >= 0:
-            if len(self._attr_rows) >= 1024:
-                self._attr_rows.clear()
-            self._attr_rows[ino] = (gen, row)
+            self._keep_row(row)
         return _row_to_attr(row)
 
     def _save_inode(self, ino: int) -> None:
@@ -213,7 +211,9 @@ class MetaStore:
                   " ctime_ns, target, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                   (mode, nlink, uid, gid, rdev, size, now, now, now, target, self.seq))
         ino = c.last_insert_rowid()
-        self._attr_rows.pop(ino, None)        # (a number reused after the last one was purged)
+        # the row as inserted (the schema's defaults: blocks 0, generation 0), so that the
+        # entry reply needs no SELECT
+        self._keep_row((ino, mode, nlink, uid, gid, rdev, size, 0, now, now, now, 0))
         return ino
 
     def update_attr(self, ino: int, **cols) -> None:
@@ -291,10 +291,14 @@ class MetaStore:
         if row is None:
             return None
         if threading.get_ident() == self._owner:
-            if len(self._attr_rows) >= 1024:
-                self._attr_rows.clear()
-            self._attr_rows[row[0]] = (self.changes, row)
+            self._keep_row(row)
         return _row_to_attr(row)
+
+    def _keep_row(self, row: tuple) -> None:
+        """Remember an inode row read (or written) now, for get_attr (owner thread only)."""
+        if len(self._attr_rows) >= 1024:
+            self._attr_rows.clear()
+        self._attr_rows[row[0]] = (self.changes, row)
 
     def live_names(self, parent: int, names: list[bytes]) -> set[bytes]:
         """Those of ``names`` that are live entries of ``parent``."""
