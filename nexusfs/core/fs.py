@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import trio
 from cachetools import LRUCache
 
+from ..access.acl import ACL_ACCESS
 from ..chunks.packs import PackStore
 from ..config import Config
 from ..meta import db
@@ -438,10 +439,12 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
             else:
                 self.meta.set_times(ino, mtime_ns, ctime_ns if ctime_ns is not None else now_ns())
             return self._attr(ino)
-        if (mode is None and size is None and atime_ns is None and mtime_ns is None
-                and uid in (None, attr.uid) and gid in (None, attr.gid)):
-            # chown to the owner it has (tar and cp -a as root do it for every file): no
-            # change to log or version, only the status change time POSIX asks for
+        if (size is None and atime_ns is None and mtime_ns is None
+                and uid in (None, attr.uid) and gid in (None, attr.gid)
+                and (mode is None or self._same_mode(ino, attr, mode))):
+            # chown to the owner it has, chmod to the mode it has (tar and cp -a do both for
+            # every file): no change to log or version, only the status change time POSIX
+            # asks for
             self.meta.set_ctime(ino, ctime_ns if ctime_ns is not None else now_ns())
             return self._attr(ino)
         op = ("truncate" if size is not None else "chmod" if mode is not None else
@@ -492,6 +495,13 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         if size is None:
             self._cut_version(ino, seq)
         return self._attr(ino)
+
+    def _same_mode(self, ino: int, attr: Attr, mode: int) -> bool:
+        """Would a chmod to ``mode`` leave everything as it is? Not decided here where an
+        ACL or a grant is involved (a chmod moves the ACL's mask; grants widen what stat
+        shows): that takes the full path."""
+        return ((mode & 0o7777) == (attr.mode & 0o7777) and not self.access.active
+                and ino not in self.rare_xattrs[ACL_ACCESS])
 
     # -- whole filesystem ---------------------------------------------------------------------
     async def statfs(self, caller: Caller | None = None) -> StatFs:

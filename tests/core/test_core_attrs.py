@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import stat as st
+import struct
 
 import pytest
 from corelib import OTHER, ROOT, USER, make_file, mkdir
@@ -115,6 +116,28 @@ async def test_chown_to_the_same_owner_changes_only_ctime(fs):
     assert len(await fs.history.log()) == ops
     await fs.setattr(ino, ROOT, uid=OTHER.uid)
     assert [r["op"] for r in await fs.history.log()][-1] == "chown"
+
+
+async def test_chmod_to_the_same_mode_changes_only_ctime(fs):
+    """tar restores every file's mode, mostly the one it has: ctime moves, nothing is logged
+    or versioned; a real change is, and with an ACL a chmod always takes the full path (it
+    moves the mask)."""
+    ino = await owned_file(fs, mode=0o640)
+    before = await fs.getattr(ino, ROOT)
+    ops = len(await fs.history.log())
+    attr = await fs.setattr(ino, USER, mode=st.S_IFREG | 0o640, ctime_ns=before.ctime_ns + 7)
+    assert attr.mode == before.mode and attr.ctime_ns == before.ctime_ns + 7
+    assert len(await fs.history.log()) == ops
+    await fs.setattr(ino, USER, mode=0o600)
+    assert [r["op"] for r in await fs.history.log()][-1] == "chmod"
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in (
+        (1, 6, 0xFFFFFFFF), (2, 4, 0), (4, 0, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
+        (0x20, 0, 0xFFFFFFFF)))
+    await fs.setxattr(ino, b"system.posix_acl_access", acl, USER)
+    mode = (await fs.getattr(ino, ROOT)).mode
+    ops = len(await fs.history.log())
+    await fs.setattr(ino, USER, mode=mode)
+    assert len(await fs.history.log()) == ops + 1
 
 
 async def test_times(fs):
