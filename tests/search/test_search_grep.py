@@ -176,3 +176,22 @@ async def test_non_reader_sees_nothing(fs):
     assert [r["path"] for r in found] == ["/open/mine.txt"]
     assert [g["path"] for g in await ops.glob(fs.search, USER, "*.txt")] == ["/open/mine.txt",
                                                                              "/open/pub.txt"]
+
+
+async def test_deleted_files_leave_the_index_without_rewriting_it(fs):
+    """Deletions are tombstones (no segment rewrite per batch: FTS5 deletemerge is 0), and
+    the index answers as if the rows were gone."""
+    for table in ("raw_tri", "parsed_tri", "words"):
+        rows = fs.search.db.r.execute(f"SELECT v FROM {table}_config WHERE k='deletemerge'")
+        assert rows.fetchall() == [(0,)]
+    inos = [await put(fs, f"/g/f{i}.txt", b"the quetzalcoatl word\n") for i in range(30)]
+    await fs.search.settle()
+    res = await ops.grep(fs.search, ROOT, "quetzalcoatl")
+    assert res["narrowed"] and res["candidates"] == 30
+    d = fs.meta.lookup(ROOT_INO, b"g")
+    for i in range(0, 30, 2):
+        await fs.unlink(d, f"f{i}.txt".encode(), ROOT)
+    await fs.search.settle()
+    assert fs.search.db.count() == len(inos) - 15
+    res = await ops.grep(fs.search, ROOT, "quetzalcoatl")
+    assert res["candidates"] == 15 and len(res["results"]) == 15
