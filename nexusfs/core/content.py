@@ -435,14 +435,15 @@ class ContentStore:
             break
         return rng
 
-    def _cut_snapshot(self, snapshot: bytes):
-        chunks, carry = self.chunker.cut_stream(b"", snapshot, False)
+    def _cut_snapshot(self, snapshot: list[bytes]):
+        data = snapshot[0] if len(snapshot) == 1 else b"".join(snapshot)
+        chunks, carry = self.chunker.cut_stream(b"", data, False)
         return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
 
     async def commit_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int],
-                            snapshot: bytes, seq: int) -> int | None:
-        """Store all but the last (unfinished) chunk of ``snapshot``, the bytes of a sequential
-        writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
+                            snapshot: list[bytes], seq: int) -> int | None:
+        """Store all but the last (unfinished) chunk of ``snapshot`` (pieces of bytes), the
+        bytes of a sequential writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
         content is now committed, or None when the file went away meanwhile."""
         start, _end = rng
         if df.stream_from is None:        # the first: from nothing (or all cut off) is known
