@@ -222,6 +222,7 @@ class DirtyFile:
         self.stream_total: int | None = None  # bytes of the file's live extents, when known
         self.streaming = None                 # trio.Event while a streaming commit runs
         self.streaming_end = 0                # ... which stores bytes below this offset
+        self.stream_step = None               # trio.Event set (and renewed) per window stored
         self.error = 0                        # errno of a failed background commit
         self.seq: int | None = None           # the logged write operation this buffer becomes
         self.writer = None                    # the Caller who opened the file for writing

@@ -354,18 +354,24 @@ class ContentStore:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
 
-    async def _store_cut(self, small: bool, cut, pos: int, rows: list) -> int:
+    async def _store_cut(self, small: bool, cut, pos: int, rows: list,
+                         locs: dict | None = None) -> int:
         """Store the new chunks of one window's ``cut`` and append its extents (starting at file
-        offset ``pos``) to ``rows``; returns the offset after the window."""
+        offset ``pos``) to ``rows``; returns the offset after the window. ``locs``: filled with
+        the location of every chunk of the rows."""
         known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
         fresh: dict[bytes, bytes] = {}
         for data, cid, zero in cut:
             if not zero and cid not in known and cid not in fresh:
                 fresh[cid] = data
         stored = await self._run(small, self._store_chunks, list(fresh.items()))
+        if locs is not None:
+            locs.update(known)
         for loc, gen in stored:
             self.meta.add_chunk(loc, gen)
             self.bytes_written += loc.raw_len
+            if locs is not None:
+                locs[loc.id] = loc
         for data, cid, zero in cut:
             if not zero:
                 rows.append((pos, len(data), cid))
@@ -437,23 +443,28 @@ class ContentStore:
 
     def _cut_snapshot(self, snapshot: list[bytes]):
         data = snapshot[0] if len(snapshot) == 1 else b"".join(snapshot)
-        chunks, carry = self.chunker.cut_stream(b"", data, False)
-        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
+        chunks, _carry = self.chunker.cut_stream(b"", data, False)
+        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks]
 
-    async def commit_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int],
-                            snapshot: list[bytes], seq: int) -> int | None:
-        """Store all but the last (unfinished) chunk of ``snapshot`` (pieces of bytes), the
-        bytes of a sequential writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
-        content is now committed, or None when the file went away meanwhile."""
-        start, _end = rng
+    async def cut_stream(self, snapshot: list[bytes]) -> list:
+        """The full chunks (data, id, all zero) of ``snapshot``, pieces of a sequential
+        writer's dirty bytes, cut and hashed in a worker thread; its last (unfinished) chunk
+        is left out: it stays dirty and begins the next window."""
+        return await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
+
+    async def commit_stream(self, ino: int, df: DirtyFile, start: int, cut: list,
+                            seq: int) -> int | None:
+        """Store ``cut`` (from ``cut_stream``), the full chunks of a sequential writer's dirty
+        bytes from file offset ``start``, and drop them from the buffer. Returns the file offset
+        up to which content is now committed, or None when the file went away meanwhile."""
         if df.stream_from is None:        # the first: from nothing (or all cut off) is known
             empty = df.trunc_to == 0 or not self.extent_map(ino).extents
             df.stream_total = 0 if empty else None
         elif df.trunc_to is not None:     # cut off meanwhile: no longer known
             df.stream_total = None
-        cut, _carry = await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
         rows: list[tuple[int, int, bytes]] = []
-        done = await self._store_cut(False, cut, start, rows)
+        locs: dict[bytes, ChunkLoc] = {}
+        done = await self._store_cut(False, cut, start, rows, locs)
         if self.meta.get_attr(ino) is None:
             return None
         self.meta.seq = seq
@@ -464,7 +475,16 @@ class ContentStore:
         if df.stream_total is not None:   # (st_blocks without summing every extent again)
             df.stream_total += sum(n for _, n, _ in rows)
         self.meta.replace_extents(ino, [], df.trunc_to, rows)
-        self._maps.pop(ino, None)
+        emap = self._maps.get(ino)
+        if emap is not None and df.trunc_to is None and \
+                (not emap.extents or emap.extents[-1].end <= start):
+            # the new extents follow every committed one: extend the cached map (a large
+            # file's map is not read back from the store after each window)
+            for off, n, cid in rows:
+                emap.extents.append(Extent(off, n, locs[cid]))
+                emap.starts.append(off)         # (after: a reader's bisection stays valid)
+        else:
+            self._maps.pop(ino, None)
         df.keep_from(done)
         df.stream_from = done
         return done
