@@ -144,8 +144,8 @@ class ContentStore:
 
     def fetch_many(self, locs: list[ChunkLoc]) -> None:
         """Load (read, verify, cache) the chunks among ``locs`` that are neither cached nor
-        being loaded by another thread, reading runs of chunks that lie close together in a
-        pack with one pread each. Thread-safe. A chunk that fails is left for the reader that
+        being loaded by another thread; the kernel is asked to read each run of chunks that lie
+        close together in a pack in one go. Thread-safe. A chunk that fails is left for the reader that
         needs it to report."""
         mine: list[ChunkLoc] = []
         with self._inflight_lock:
@@ -166,17 +166,13 @@ class ContentStore:
                         mine[j].offset + mine[j].stored_len - first.offset <= _SPAN_MAX:
                     end = mine[j].offset + mine[j].stored_len
                     j += 1
-                try:
-                    span = memoryview(self.packs.read(first.pack, first.offset,
-                                                      end - first.offset))
-                except OSError:
-                    span = None
+                if j - i > 1:
+                    # the kernel reads the run in one go; each chunk then gets its own pread
+                    # into its own bytes (slices of one large read would each be copied again)
+                    self.packs.advise(first.pack, first.offset, end - first.offset)
                 for loc in mine[i:j]:
-                    if span is None:
-                        break
-                    rel = loc.offset - first.offset
                     try:
-                        self._load(loc, span[rel:rel + loc.stored_len])
+                        self._load(loc)
                     except CorruptChunk:
                         pass
                 i = j
