@@ -355,7 +355,8 @@ class ContentStore:
         """Store the new chunks of one window's ``cut`` and append its extents (starting at file
         offset ``pos``) to ``rows``; returns the offset after the window. ``locs``: filled with
         the location of every chunk of the rows."""
-        known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
+        ids = [cid for _, cid, zero in cut if not zero]
+        known = self.meta.known_chunks_many(ids) if len(ids) > 8 else self.meta.known_chunks(ids)
         fresh: dict[bytes, bytes] = {}
         for data, cid, zero in cut:
             if not zero and cid not in known and cid not in fresh:
@@ -363,8 +364,8 @@ class ContentStore:
         stored = await self._run(small, self._store_chunks, list(fresh.items()))
         if locs is not None:
             locs.update(known)
-        for loc, gen in stored:
-            self.meta.add_chunk(loc, gen)
+        self.meta.add_chunks(stored)
+        for loc, _gen in stored:
             self.bytes_written += loc.raw_len
             if locs is not None:
                 locs[loc.id] = loc
@@ -395,6 +396,7 @@ class ContentStore:
             self._maps.pop(ino, None)
             return (sum(n for _, n, _ in rows) + 511) // 512, False
         regions = self._regions(emap, df)
+        locs: dict[bytes, ChunkLoc] = {}
         waited = False
         for rstart, rend in regions:
             small = rend - rstart <= _INLINE_WORK
@@ -408,14 +410,22 @@ class ContentStore:
                 cut, carry = await self._run(small, self._cut_window, emap, df, read_at, n,
                                              carry, final)
                 read_at += n
-                pos = await self._store_cut(small, cut, pos, rows)
+                pos = await self._store_cut(small, cut, pos, rows, locs)
                 if final:
                     break
         self.meta.seq = seq
-        self._maps.pop(ino, None)
         if emap.extents:
             self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
+            if df.trunc_to is None and regions and self._maps.get(ino) is emap and \
+                    emap.extents[-1].end <= regions.starts[0]:
+                # appended after every committed byte (a streamed file's tail)
+                self._extend(emap, rows, locs)
+                if df.stream_total is None:
+                    return None, waited
+                return (df.stream_total + sum(n for _, n, _ in rows) + 511) // 512, waited
+            self._maps.pop(ino, None)
             return None, waited
+        self._maps.pop(ino, None)
         # nothing committed before: nothing to close, and the new rows are all there is
         self.meta.replace_extents(ino, [], None, rows)
         return (sum(n for _, n, _ in rows) + 511) // 512, waited
@@ -448,6 +458,14 @@ class ContentStore:
         is left out: it stays dirty and begins the next window."""
         return await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
 
+    @staticmethod
+    def _extend(emap: ExtentMap, rows: list[tuple[int, int, bytes]], locs: dict) -> None:
+        """Add extents that follow every extent of ``emap`` to it (in place: a large file's
+        map is not read back from the store after each window of a streamed write)."""
+        for off, n, cid in rows:
+            emap.extents.append(Extent(off, n, locs[cid]))
+            emap.starts.append(off)             # (after: a reader's bisection stays valid)
+
     async def commit_stream(self, ino: int, df: DirtyFile, start: int, cut: list,
                             seq: int) -> int | None:
         """Store ``cut`` (from ``cut_stream``), the full chunks of a sequential writer's dirty
@@ -474,11 +492,7 @@ class ContentStore:
         emap = self._maps.get(ino)
         if emap is not None and df.trunc_to is None and \
                 (not emap.extents or emap.extents[-1].end <= start):
-            # the new extents follow every committed one: extend the cached map (a large
-            # file's map is not read back from the store after each window)
-            for off, n, cid in rows:
-                emap.extents.append(Extent(off, n, locs[cid]))
-                emap.starts.append(off)         # (after: a reader's bisection stays valid)
+            self._extend(emap, rows, locs)
         else:
             self._maps.pop(ino, None)
         df.keep_from(done)
