@@ -335,14 +335,17 @@ class ContentStore:
 
     def _store_chunks(self, items: list[tuple[bytes, bytes]]) -> list[tuple[ChunkLoc, int]]:
         out = []
+        records = []                      # (id, codec, raw_len, stored) for the packs
         for cid, data in items:
             kind, stored = codec.encode(data, self.cfg.compress_level)
             if len(data) <= self.cfg.inline_max:
                 out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored),
                                      bytes(stored)), 0))
             else:
-                pack, off, gen = self.packs.append(cid, kind, len(data), stored)
-                out.append((ChunkLoc(cid, len(data), kind, pack, off, len(stored)), gen))
+                records.append((cid, kind, len(data), stored))
+        for (cid, kind, raw_len, stored), (pack, off, gen) in \
+                zip(records, self.packs.append_many(records)):
+            out.append((ChunkLoc(cid, raw_len, kind, pack, off, len(stored)), gen))
         return out
 
     async def _run(self, small: bool, fn, *args):
