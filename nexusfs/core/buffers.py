@@ -70,16 +70,21 @@ class Ranges:
         return sum(e - s for s, e in zip(self.starts, self.ends))
 
 
+_SMALL = 64 * 1024          # appends below this are copied into a shared part
+_PART_MAX = 1 << 20         # ... which grows up to this
+
+
 class SparseBuffer:
     """Bytes at arbitrary offsets: a memory window [base, end) while writes stay inside or
     extend it and it stays under the threshold; a sparse temp file (absolute offsets) after that.
     ``drop_before`` lets a streaming commit release the part of the window it has stored.
 
     The memory window is a list of contiguous parts: an appending write keeps the caller's
-    bytes object as a part (no copy, no reallocation of a growing buffer); a write inside the
-    window turns only the parts it touches into one bytearray. Parts are never changed in
-    place except such a bytearray; ``drop_before`` and ``truncate`` build new lists, so a
-    worker thread's ``pread`` sees consistent parts while the trio thread appends."""
+    bytes object as a part (no copy, no reallocation of a growing buffer); small appends share
+    a bytearray part; a write inside the window turns only the parts it touches into one
+    bytearray. Only bytearray parts change in place (reads and snapshots copy them);
+    ``drop_before`` and ``truncate`` build new lists, so a worker thread's ``pread`` sees
+    consistent parts while the trio thread appends."""
 
     def __init__(self, spill_dir: str, spill_threshold: int):
         self._parts: list = []            # bytes (or bytearray once written inside)
@@ -139,8 +144,18 @@ class SparseBuffer:
                     return
                 data = bytes(mv[inside:])
             offset += inside
-        self._parts.append(data if type(data) is bytes else bytes(data))
-        self._starts.append(offset)
+        parts = self._parts
+        if n < _SMALL:
+            # small appends (no write-back cache, the API) fill one bytearray part instead of
+            # costing an object each
+            if parts and type(parts[-1]) is bytearray and len(parts[-1]) < _PART_MAX:
+                parts[-1] += data
+            else:
+                parts.append(bytearray(data))
+                self._starts.append(offset)
+        else:
+            parts.append(data if type(data) is bytes else bytes(data))
+            self._starts.append(offset)
         self._end = end
 
     def _pieces(self, offset: int, length: int) -> list:

@@ -303,10 +303,11 @@ def test_dirty_file_against_model(tmp_path_factory, ops, threshold):
 window_ops = hst.lists(
     hst.one_of(
         hst.tuples(hst.just("append"), hst.integers(1, 700), hst.integers(0, 255)),
-        hst.tuples(hst.just("write"), hst.integers(0, 6000), hst.integers(1, 1500),
+        hst.tuples(hst.just("append"), hst.integers(65_536, 70_000), hst.integers(0, 255)),
+        hst.tuples(hst.just("write"), hst.integers(0, 150_000), hst.integers(1, 1500),
                    hst.integers(0, 255)),
-        hst.tuples(hst.just("trunc"), hst.integers(0, 6000)),
-        hst.tuples(hst.just("drop"), hst.integers(0, 6000)),
+        hst.tuples(hst.just("trunc"), hst.integers(0, 150_000)),
+        hst.tuples(hst.just("drop"), hst.integers(0, 150_000)),
     ),
     max_size=40)
 
