@@ -113,7 +113,8 @@ class PackStore:
             self.written_gen += 1
             return self._pack, offset, self.written_gen
 
-    def append_many(self, records: list[tuple[bytes, int, int, bytes]]) -> list[tuple[int, int, int]]:
+    def append_many(self, records: list[tuple[bytes, int, int, bytes]]
+                    ) -> list[tuple[int, int, int]]:
         """``append`` for each (chunk id, codec, raw_len, stored bytes), with one writev per run
         of records that go to the same pack (a few hundred at most); returns (pack, offset of
         stored bytes, generation) for each, in order."""
@@ -126,7 +127,8 @@ class PackStore:
                 iov: list = []
                 offsets: list[int] = []
                 end = self._size
-                while i < len(records) and len(iov) < 1000 and (not iov or end < self.max_pack_size):
+                while i < len(records) and len(iov) < 1000 and \
+                        (not iov or end < self.max_pack_size):
                     cid, codec, raw_len, stored = records[i]
                     iov.append(HEADER.pack(MAGIC, cid, codec, raw_len, len(stored)))
                     iov.append(stored)

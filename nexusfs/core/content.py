@@ -144,9 +144,9 @@ class ContentStore:
 
     def fetch_many(self, locs: list[ChunkLoc]) -> None:
         """Load (read, verify, cache) the chunks among ``locs`` that are neither cached nor
-        being loaded by another thread; the kernel is asked to read each run of chunks that lie
-        close together in a pack in one go. Thread-safe. A chunk that fails is left for the reader that
-        needs it to report."""
+        being loaded by another thread, in pack order; the kernel is asked to read each run of
+        chunks that lie close together in a pack in one go. Thread-safe. A chunk that fails is
+        left for the reader that needs it to report."""
         mine: list[ChunkLoc] = []
         with self._inflight_lock:
             for loc in locs:
@@ -154,8 +154,9 @@ class ContentStore:
                         self.cache.get(loc.id) is None:
                     self._inflight[loc.id] = threading.Event()
                     mine.append(loc)
+        mine.sort(key=lambda c: (c.pack, c.offset))
+        done = 0                          # chunks of ``mine`` loaded (or failed) and released
         try:
-            mine.sort(key=lambda c: (c.pack, c.offset))
             i = 0
             while i < len(mine):
                 first = mine[i]
@@ -175,10 +176,14 @@ class ContentStore:
                         self._load(loc)
                     except CorruptChunk:
                         pass
+                    # (a reader waiting for this chunk goes on now, not after the whole batch)
+                    with self._inflight_lock:
+                        self._inflight.pop(loc.id).set()
+                    done += 1
                 i = j
         finally:
             with self._inflight_lock:
-                for loc in mine:
+                for loc in mine[done:]:
                     self._inflight.pop(loc.id).set()
 
     def assemble(self, emap: ExtentMap, df: DirtyFile | None, start: int, length: int) -> bytes:

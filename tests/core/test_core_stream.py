@@ -158,3 +158,43 @@ async def test_crash_in_the_middle_of_a_stream(stores, tmp_path, small_store):
     await fs.flush(fh)
     await fs.release(fh)
     assert await read_file(fs, ino) == whole
+
+
+async def test_prefetched_chunks_are_released_one_by_one(stores, tmp_path, small_store):
+    """A reader waiting for a chunk a prefetch is loading goes on once that chunk is in, not
+    after the prefetch's whole batch."""
+    import threading
+
+    from corelib import make_file
+    fs = stores.start(stream_cfg(tmp_path, small_store))
+    data = rnd(300_000, 7)
+    ino = await make_file(fs, b"f", data)
+    await fs.sync()
+    fs.content.cache.clear()
+    locs = [e.loc for e in fs.content.extent_map(ino).extents if e.loc.data is None]
+    assert len(locs) > 4
+    last = max(locs, key=lambda c: (c.pack, c.offset))
+    first = min(locs, key=lambda c: (c.pack, c.offset))
+    hold, holding = threading.Event(), threading.Event()
+    real_load = fs.content._load
+
+    def load(loc, stored=None):
+        if loc.id == last.id:
+            holding.set()
+            hold.wait(10)
+        return real_load(loc, stored)
+    fs.content._load = load
+    worker = threading.Thread(target=fs.content.fetch_many, args=(locs,))
+    worker.start()
+    try:
+        assert holding.wait(10)
+        with fs.content._inflight_lock:
+            assert first.id not in fs.content._inflight
+            assert last.id in fs.content._inflight
+        assert fs.content.fetch(first) == fs.content.cache.get(first.id)   # no waiting
+    finally:
+        hold.set()
+        worker.join(10)
+        fs.content._load = real_load
+    assert not fs.content._inflight
+    assert await read_file(fs, ino) == data
