@@ -9,6 +9,13 @@ A commit re-chunks only the regions a write touched: each dirty range is widened
 boundaries of the committed chunks it overlaps, so unchanged chunks keep their ids and a small
 edit to a large file stores one or two new chunks. All-zero chunks are not stored: they become
 holes, which read as zeros and take no space.
+
+A sequential writer's buffer is stored ahead of its close in windows (``cut_stream`` in a worker
+thread, then ``commit_stream``; files.py runs them as a pipeline: window N+1 is cut while window
+N is stored). Each window's extents follow every committed one, so the cached extent map of the
+file is extended in place rather than read back from the store. A sequential reader's next
+chunks are loaded by a prefetch in a worker thread; each is handed to a waiting read as soon as
+it is verified.
 """
 from __future__ import annotations
 
