@@ -70,14 +70,27 @@ class Ranges:
         return sum(e - s for s, e in zip(self.starts, self.ends))
 
 
+_SMALL = 64 * 1024          # appends below this are copied into a shared part
+_PART_MAX = 1 << 20         # ... which grows up to this
+
+
 class SparseBuffer:
-    """Bytes at arbitrary offsets: a memory window [base, base+len) while writes stay inside or
+    """Bytes at arbitrary offsets: a memory window [base, end) while writes stay inside or
     extend it and it stays under the threshold; a sparse temp file (absolute offsets) after that.
-    ``drop_before`` lets a streaming commit release the part of the window it has stored."""
+    ``drop_before`` lets a streaming commit release the part of the window it has stored.
+
+    The memory window is a list of contiguous parts: an appending write keeps the caller's
+    bytes object as a part (no copy, no reallocation of a growing buffer); small appends share
+    a bytearray part; a write inside the window turns only the parts it touches into one
+    bytearray. Only bytearray parts change in place (reads and snapshots copy them);
+    ``drop_before`` and ``truncate`` build new lists, so a worker thread's ``pread`` sees
+    consistent parts while the trio thread appends."""
 
     def __init__(self, spill_dir: str, spill_threshold: int):
-        self._mem = bytearray()
+        self._parts: list = []            # bytes (or bytearray once written inside)
+        self._starts: list[int] = []      # absolute offset of each part
         self._base = 0
+        self._end = 0
         self._fd: int | None = None
         self._spill_dir = spill_dir
         self._threshold = spill_threshold
@@ -89,61 +102,125 @@ class SparseBuffer:
     def _spill(self) -> None:
         fd, path = tempfile.mkstemp(dir=self._spill_dir, prefix="spill-")
         os.unlink(path)
-        if self._mem:
-            os.pwrite(fd, self._mem, self._base)
-        self._fd, self._mem = fd, bytearray()
+        for start, part in zip(self._starts, self._parts):
+            os.pwrite(fd, part, start)
+        self._fd, self._parts, self._starts = fd, [], []
+
+    def _merge(self, start: int, end: int) -> bytearray:
+        """The parts overlapping [start, end) (inside the window) joined into one bytearray
+        part, which is returned."""
+        starts, parts = self._starts, self._parts
+        i = bisect.bisect_right(starts, start) - 1
+        j = bisect.bisect_left(starts, end)
+        if j - i == 1 and isinstance(parts[i], bytearray):
+            return parts[i]
+        merged = bytearray().join(parts[i:j])
+        parts[i:j] = [merged]
+        del starts[i + 1:j]
+        return merged
 
     def pwrite(self, data, offset: int) -> None:
-        end = offset + len(data)
+        n = len(data)
+        if not n:
+            return
+        end = offset + n
         if self._fd is None:
-            if not self._mem:
-                self._base = offset
-            fits = self._base <= offset <= self._base + len(self._mem)
+            if not self._parts:
+                self._base = self._end = offset
+            fits = self._base <= offset <= self._end
             if not fits or end - self._base > self._threshold:
                 self._spill()
         if self._fd is not None:
             os.pwrite(self._fd, data, offset)
             return
-        rel, rel_end = offset - self._base, end - self._base
-        if rel == len(self._mem):
-            self._mem += data                       # appending: one copy
-            return
-        if rel_end > len(self._mem):
-            self._mem.extend(bytes(rel_end - len(self._mem)))
-        self._mem[rel:rel_end] = data
+        if offset < self._end:            # (partly) inside the window
+            inside = min(end, self._end) - offset
+            part = self._merge(offset, offset + inside)
+            i = bisect.bisect_right(self._starts, offset) - 1
+            rel = offset - self._starts[i]
+            with memoryview(data) as mv:
+                part[rel:rel + inside] = mv[:inside]
+                if inside == n:
+                    return
+                data = bytes(mv[inside:])
+            offset += inside
+        parts = self._parts
+        if n < _SMALL:
+            # small appends (no write-back cache, the API) fill one bytearray part instead of
+            # costing an object each
+            if parts and type(parts[-1]) is bytearray and len(parts[-1]) < _PART_MAX:
+                parts[-1] += data
+            else:
+                parts.append(bytearray(data))
+                self._starts.append(offset)
+        else:
+            parts.append(data if type(data) is bytes else bytes(data))
+            self._starts.append(offset)
+        self._end = end
+
+    def _pieces(self, offset: int, length: int) -> list:
+        """The window's bytes of [offset, offset+length), as parts or slices of parts."""
+        parts, starts = self._parts, self._starts     # (consistent: see the class doc)
+        end = min(offset + length, self._end)
+        i = max(0, bisect.bisect_right(starts, offset) - 1)
+        out = []
+        while i < len(parts) and starts[i] < end:
+            part, s = parts[i], starts[i]
+            lo, hi = max(offset, s) - s, min(end, s + len(part)) - s
+            if hi > lo:
+                out.append(part if lo == 0 and hi == len(part) and type(part) is bytes
+                           else bytes(part[lo:hi]))
+            i += 1
+        return out
 
     def pread(self, offset: int, length: int) -> bytes:
         if self._fd is not None:
             data = os.pread(self._fd, length, offset)
             return data if len(data) == length else data + bytes(length - len(data))
-        rel = offset - self._base
-        return bytes(self._mem[rel:rel + length])
+        pieces = self._pieces(offset, length)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def snapshot(self, offset: int, length: int) -> bytes:
-        """``pread`` with one copy instead of two, for large ranges. Trio thread only: it
-        exports the memory window, which a resize from another thread would then fail on."""
+    def snapshot(self, offset: int, length: int) -> list[bytes]:
+        """The bytes of [offset, offset+length) as a list of immutable pieces, cheap to take
+        on the trio thread; ``b"".join`` them elsewhere (it releases the GIL for bytes)."""
         if self._fd is not None:
-            return self.pread(offset, length)
-        rel = offset - self._base
-        with memoryview(self._mem) as mv, mv[rel:rel + length] as part:
-            return bytes(part)
+            return [self.pread(offset, length)]
+        return self._pieces(offset, length)
 
     def drop_before(self, offset: int) -> None:
         if self._fd is None and offset > self._base:
-            del self._mem[:offset - self._base]
+            parts, starts = self._parts, self._starts
+            i = bisect.bisect_right(starts, offset) - 1
+            if i < 0:
+                return
+            keep_parts, keep_starts = parts[i:], starts[i:]
+            head, s = keep_parts[0], keep_starts[0]
+            if offset - s >= len(head):
+                keep_parts, keep_starts = keep_parts[1:], keep_starts[1:]
+            elif offset > s:
+                keep_parts[0] = bytes(head[offset - s:])
+                keep_starts[0] = offset
+            self._parts, self._starts = keep_parts, keep_starts
             self._base = offset
+            self._end = max(self._end, offset)
 
     def truncate(self, size: int) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, size)
-        elif self._base + len(self._mem) > size:
-            del self._mem[max(0, size - self._base):]
+        elif self._end > size:
+            parts, starts = self._parts, self._starts
+            i = bisect.bisect_left(starts, size)
+            keep_parts, keep_starts = parts[:i], starts[:i]
+            if keep_parts and keep_starts[-1] + len(keep_parts[-1]) > size:
+                keep_parts[-1] = bytes(keep_parts[-1][:size - keep_starts[-1]])
+            self._parts, self._starts = keep_parts, keep_starts
+            self._end = max(self._base, size)
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._mem = bytearray()
+        self._parts, self._starts = [], []
 
 
 class DirtyFile:
@@ -160,6 +237,7 @@ class DirtyFile:
         self.stream_total: int | None = None  # bytes of the file's live extents, when known
         self.streaming = None                 # trio.Event while a streaming commit runs
         self.streaming_end = 0                # ... which stores bytes below this offset
+        self.stream_step = None               # trio.Event set (and renewed) per window stored
         self.error = 0                        # errno of a failed background commit
         self.seq: int | None = None           # the logged write operation this buffer becomes
         self.writer = None                    # the Caller who opened the file for writing

@@ -9,6 +9,13 @@ A commit re-chunks only the regions a write touched: each dirty range is widened
 boundaries of the committed chunks it overlaps, so unchanged chunks keep their ids and a small
 edit to a large file stores one or two new chunks. All-zero chunks are not stored: they become
 holes, which read as zeros and take no space.
+
+A sequential writer's buffer is stored ahead of its close in windows (``cut_stream`` in a worker
+thread, then ``commit_stream``; files.py runs them as a pipeline: window N+1 is cut while window
+N is stored). Each window's extents follow every committed one, so the cached extent map of the
+file is extended in place rather than read back from the store. A sequential reader's next
+chunks are loaded by a prefetch in a worker thread; each is handed to a waiting read as soon as
+it is verified.
 """
 from __future__ import annotations
 
@@ -144,9 +151,9 @@ class ContentStore:
 
     def fetch_many(self, locs: list[ChunkLoc]) -> None:
         """Load (read, verify, cache) the chunks among ``locs`` that are neither cached nor
-        being loaded by another thread, reading runs of chunks that lie close together in a
-        pack with one pread each. Thread-safe. A chunk that fails is left for the reader that
-        needs it to report."""
+        being loaded by another thread, in pack order; the kernel is asked to read each run of
+        chunks that lie close together in a pack in one go. Thread-safe. A chunk that fails is
+        left for the reader that needs it to report."""
         mine: list[ChunkLoc] = []
         with self._inflight_lock:
             for loc in locs:
@@ -154,8 +161,9 @@ class ContentStore:
                         self.cache.get(loc.id) is None:
                     self._inflight[loc.id] = threading.Event()
                     mine.append(loc)
+        mine.sort(key=lambda c: (c.pack, c.offset))
+        done = 0                          # chunks of ``mine`` loaded (or failed) and released
         try:
-            mine.sort(key=lambda c: (c.pack, c.offset))
             i = 0
             while i < len(mine):
                 first = mine[i]
@@ -166,23 +174,23 @@ class ContentStore:
                         mine[j].offset + mine[j].stored_len - first.offset <= _SPAN_MAX:
                     end = mine[j].offset + mine[j].stored_len
                     j += 1
-                try:
-                    span = memoryview(self.packs.read(first.pack, first.offset,
-                                                      end - first.offset))
-                except OSError:
-                    span = None
+                if j - i > 1:
+                    # the kernel reads the run in one go; each chunk then gets its own pread
+                    # into its own bytes (slices of one large read would each be copied again)
+                    self.packs.advise(first.pack, first.offset, end - first.offset)
                 for loc in mine[i:j]:
-                    if span is None:
-                        break
-                    rel = loc.offset - first.offset
                     try:
-                        self._load(loc, span[rel:rel + loc.stored_len])
+                        self._load(loc)
                     except CorruptChunk:
                         pass
+                    # (a reader waiting for this chunk goes on now, not after the whole batch)
+                    with self._inflight_lock:
+                        self._inflight.pop(loc.id).set()
+                    done += 1
                 i = j
         finally:
             with self._inflight_lock:
-                for loc in mine:
+                for loc in mine[done:]:
                     self._inflight.pop(loc.id).set()
 
     def assemble(self, emap: ExtentMap, df: DirtyFile | None, start: int, length: int) -> bytes:
@@ -339,14 +347,17 @@ class ContentStore:
 
     def _store_chunks(self, items: list[tuple[bytes, bytes]]) -> list[tuple[ChunkLoc, int]]:
         out = []
+        records = []                      # (id, codec, raw_len, stored) for the packs
         for cid, data in items:
             kind, stored = codec.encode(data, self.cfg.compress_level)
             if len(data) <= self.cfg.inline_max:
                 out.append((ChunkLoc(cid, len(data), kind, None, None, len(stored),
                                      bytes(stored)), 0))
             else:
-                pack, off, gen = self.packs.append(cid, kind, len(data), stored)
-                out.append((ChunkLoc(cid, len(data), kind, pack, off, len(stored)), gen))
+                records.append((cid, kind, len(data), stored))
+        for (cid, kind, raw_len, stored), (pack, off, gen) in \
+                zip(records, self.packs.append_many(records)):
+            out.append((ChunkLoc(cid, raw_len, kind, pack, off, len(stored)), gen))
         return out
 
     async def _run(self, small: bool, fn, *args):
@@ -354,18 +365,25 @@ class ContentStore:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
 
-    async def _store_cut(self, small: bool, cut, pos: int, rows: list) -> int:
+    async def _store_cut(self, small: bool, cut, pos: int, rows: list,
+                         locs: dict | None = None) -> int:
         """Store the new chunks of one window's ``cut`` and append its extents (starting at file
-        offset ``pos``) to ``rows``; returns the offset after the window."""
-        known = self.meta.known_chunks([cid for _, cid, zero in cut if not zero])
+        offset ``pos``) to ``rows``; returns the offset after the window. ``locs``: filled with
+        the location of every chunk of the rows."""
+        ids = [cid for _, cid, zero in cut if not zero]
+        known = self.meta.known_chunks_many(ids) if len(ids) > 8 else self.meta.known_chunks(ids)
         fresh: dict[bytes, bytes] = {}
         for data, cid, zero in cut:
             if not zero and cid not in known and cid not in fresh:
                 fresh[cid] = data
         stored = await self._run(small, self._store_chunks, list(fresh.items()))
-        for loc, gen in stored:
-            self.meta.add_chunk(loc, gen)
+        if locs is not None:
+            locs.update(known)
+        self.meta.add_chunks(stored)
+        for loc, _gen in stored:
             self.bytes_written += loc.raw_len
+            if locs is not None:
+                locs[loc.id] = loc
         for data, cid, zero in cut:
             if not zero:
                 rows.append((pos, len(data), cid))
@@ -393,6 +411,7 @@ class ContentStore:
             self._maps.pop(ino, None)
             return (sum(n for _, n, _ in rows) + 511) // 512, False
         regions = self._regions(emap, df)
+        locs: dict[bytes, ChunkLoc] = {}
         waited = False
         for rstart, rend in regions:
             small = rend - rstart <= _INLINE_WORK
@@ -406,14 +425,22 @@ class ContentStore:
                 cut, carry = await self._run(small, self._cut_window, emap, df, read_at, n,
                                              carry, final)
                 read_at += n
-                pos = await self._store_cut(small, cut, pos, rows)
+                pos = await self._store_cut(small, cut, pos, rows, locs)
                 if final:
                     break
         self.meta.seq = seq
-        self._maps.pop(ino, None)
         if emap.extents:
             self.meta.replace_extents(ino, list(regions), df.trunc_to, rows)
+            if df.trunc_to is None and regions and self._maps.get(ino) is emap and \
+                    emap.extents[-1].end <= regions.starts[0]:
+                # appended after every committed byte (a streamed file's tail)
+                self._extend(emap, rows, locs)
+                if df.stream_total is None:
+                    return None, waited
+                return (df.stream_total + sum(n for _, n, _ in rows) + 511) // 512, waited
+            self._maps.pop(ino, None)
             return None, waited
+        self._maps.pop(ino, None)
         # nothing committed before: nothing to close, and the new rows are all there is
         self.meta.replace_extents(ino, [], None, rows)
         return (sum(n for _, n, _ in rows) + 511) // 512, waited
@@ -435,24 +462,38 @@ class ContentStore:
             break
         return rng
 
-    def _cut_snapshot(self, snapshot: bytes):
-        chunks, carry = self.chunker.cut_stream(b"", snapshot, False)
-        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks], carry
+    def _cut_snapshot(self, snapshot: list[bytes]):
+        data = snapshot[0] if len(snapshot) == 1 else b"".join(snapshot)
+        chunks, _carry = self.chunker.cut_stream(b"", data, False)
+        return [(c, codec.chunk_id(c), codec.is_zero(c)) for c in chunks]
 
-    async def commit_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int],
-                            snapshot: bytes, seq: int) -> int | None:
-        """Store all but the last (unfinished) chunk of ``snapshot``, the bytes of a sequential
-        writer's dirty range ``rng``; the rest stays dirty. Returns the file offset up to which
-        content is now committed, or None when the file went away meanwhile."""
-        start, _end = rng
+    async def cut_stream(self, snapshot: list[bytes]) -> list:
+        """The full chunks (data, id, all zero) of ``snapshot``, pieces of a sequential
+        writer's dirty bytes, cut and hashed in a worker thread; its last (unfinished) chunk
+        is left out: it stays dirty and begins the next window."""
+        return await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
+
+    @staticmethod
+    def _extend(emap: ExtentMap, rows: list[tuple[int, int, bytes]], locs: dict) -> None:
+        """Add extents that follow every extent of ``emap`` to it (in place: a large file's
+        map is not read back from the store after each window of a streamed write)."""
+        for off, n, cid in rows:
+            emap.extents.append(Extent(off, n, locs[cid]))
+            emap.starts.append(off)             # (after: a reader's bisection stays valid)
+
+    async def commit_stream(self, ino: int, df: DirtyFile, start: int, cut: list,
+                            seq: int) -> int | None:
+        """Store ``cut`` (from ``cut_stream``), the full chunks of a sequential writer's dirty
+        bytes from file offset ``start``, and drop them from the buffer. Returns the file offset
+        up to which content is now committed, or None when the file went away meanwhile."""
         if df.stream_from is None:        # the first: from nothing (or all cut off) is known
             empty = df.trunc_to == 0 or not self.extent_map(ino).extents
             df.stream_total = 0 if empty else None
         elif df.trunc_to is not None:     # cut off meanwhile: no longer known
             df.stream_total = None
-        cut, _carry = await trio.to_thread.run_sync(self._cut_snapshot, snapshot)
         rows: list[tuple[int, int, bytes]] = []
-        done = await self._store_cut(False, cut, start, rows)
+        locs: dict[bytes, ChunkLoc] = {}
+        done = await self._store_cut(False, cut, start, rows, locs)
         if self.meta.get_attr(ino) is None:
             return None
         self.meta.seq = seq
@@ -463,7 +504,12 @@ class ContentStore:
         if df.stream_total is not None:   # (st_blocks without summing every extent again)
             df.stream_total += sum(n for _, n, _ in rows)
         self.meta.replace_extents(ino, [], df.trunc_to, rows)
-        self._maps.pop(ino, None)
+        emap = self._maps.get(ino)
+        if emap is not None and df.trunc_to is None and \
+                (not emap.extents or emap.extents[-1].end <= start):
+            self._extend(emap, rows, locs)
+        else:
+            self._maps.pop(ino, None)
         df.keep_from(done)
         df.stream_from = done
         return done

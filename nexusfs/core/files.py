@@ -165,11 +165,12 @@ class FileOps:
                 raise FsError(df.error)
             if h.append:
                 offset = df.size
-            if df.streaming is not None and (offset < df.streaming_end or
-                                             df.dirty_bytes() > 2 * self.cfg.stream_commit):
-                # never write under bytes being stored; and let the store catch up before the
-                # in-memory window (being stored + waiting) would outgrow the spill threshold
-                await df.streaming.wait()
+            if df.streaming is not None:
+                await self._stream_room(df, offset, len(data))
+                if df.error:
+                    raise FsError(df.error)
+                if h.append:
+                    offset = df.size
             df.write(offset, data)
             if not self.kernel_cmtime:           # see FileSystem.kernel_cmtime
                 df.mtime_ns = now_ns()
@@ -179,32 +180,94 @@ class FileOps:
                     self._start_stream(h.ino, df, rng)
         return len(data)
 
+    async def _stream_room(self, df: DirtyFile, offset: int, n: int) -> None:
+        """Wait until a write of ``n`` bytes at ``offset`` may go into a buffer being streamed:
+        never under bytes being stored (until the streaming ends); and not while the in-memory
+        window (being stored, being cut, waiting) would outgrow its bound (until a window is
+        stored)."""
+        bound = min(4 * self.cfg.stream_commit, self.cfg.spill_threshold)
+        while df.streaming is not None:
+            if offset < df.streaming_end:
+                await df.streaming.wait()
+            elif df.dirty_bytes() + n > bound:
+                await df.stream_step.wait()
+            else:
+                return
+
     def _start_stream(self, ino: int, df: DirtyFile, rng: tuple[int, int]) -> None:
         """Store a sequential writer's full chunks in the background while it keeps writing,
         so a large file never sits whole in a buffer and chunking overlaps the FUSE traffic."""
         df.streaming = trio.Event()
+        df.stream_step = trio.Event()
         df.streaming_end = rng[1]
         snapshot = df.buf.snapshot(rng[0], rng[1] - rng[0])
         trio.lowlevel.spawn_system_task(self._stream_task, ino, df, rng, snapshot)
 
+    def _next_window(self, df: DirtyFile, start: int) -> list[bytes] | None:
+        """The bytes from ``start`` (where the window being stored ends) when the writer has
+        added enough for another window meanwhile; marks them as being stored."""
+        rng = df.stream_range()
+        if rng is None or df.trunc_to is not None or df.error or not rng[0] <= start or \
+                rng[1] - start < self.cfg.stream_commit:
+            return None
+        df.streaming_end = rng[1]
+        return df.buf.snapshot(start, rng[1] - start)
+
     async def _stream_task(self, ino: int, df: DirtyFile, rng: tuple[int, int], snapshot) -> None:
+        """A pipeline over the writer's windows: while one window's chunks are stored (pack
+        writes, then metadata), the next window is already being cut and hashed."""
         try:
             seq = self._write_seq(ino, df)
-            async with self.gate.shared():
-                done = await self.content.commit_stream(ino, df, rng, snapshot, seq)
-            if done is not None:
-                self.meta.seq = seq
-                if df.stream_total is not None:
-                    self.meta.update_attr(ino, size=done, blocks=(df.stream_total + 511) // 512)
-                else:
-                    self.meta.update_attr(ino, size=done)
-                    self.meta.update_blocks(ino)
+            start = rng[0]
+            cut = await self.content.cut_stream(snapshot)
+            while cut is not None:
+                following = start + sum(len(data) for data, _cid, _zero in cut)
+                ahead = self._cut_ahead(self._next_window(df, following))
+                try:
+                    async with self.gate.shared():
+                        done = await self.content.commit_stream(ino, df, start, cut, seq)
+                    if done is None:
+                        return
+                    self.meta.seq = seq
+                    if df.stream_total is not None:
+                        self.meta.update_attr(ino, size=done,
+                                              blocks=(df.stream_total + 511) // 512)
+                    else:
+                        self.meta.update_attr(ino, size=done)
+                        self.meta.update_blocks(ino)
+                    step, df.stream_step = df.stream_step, trio.Event()
+                    step.set()
+                finally:
+                    await ahead[0].wait()
+                if isinstance(ahead[1], Exception):
+                    raise ahead[1]
+                start, cut = done, ahead[1]
         except Exception as e:
             df.error = getattr(e, "errno", None) or errno.EIO
             log.error("write of %s failed: %s", self.path_of(ino), e)
         finally:
             event, df.streaming = df.streaming, None
+            step, df.stream_step = df.stream_step, None
             event.set()
+            step.set()
+
+    def _cut_ahead(self, snapshot: list[bytes] | None) -> list:
+        """[event, result]: the cut of ``snapshot`` runs in the background; once the event is
+        set, the result is the cut, None (no snapshot) or the exception it raised."""
+        out: list = [trio.Event(), None]
+        if snapshot is None:
+            out[0].set()
+            return out
+
+        async def run():
+            try:
+                out[1] = await self.content.cut_stream(snapshot)
+            except Exception as e:
+                out[1] = e
+            finally:
+                out[0].set()
+        trio.lowlevel.spawn_system_task(run)
+        return out
 
     async def _settle(self, df: DirtyFile) -> None:
         """Wait for a background streaming commit of ``df`` to end."""

@@ -140,6 +140,41 @@ def test_rotation(tmp_path):
         ps.close()
 
 
+def test_append_many_matches_single_appends(tmp_path):
+    """append_many: one writev per run of records, the same layout, rotation and generations as
+    one append each (a run stops at the pack limit; runs of more records than writev takes)."""
+    datas = [rnd(1500 + 37 * i, i) for i in range(12)] + [rnd(10, 100 + i) for i in range(700)]
+    records = [(codec.chunk_id(d), codec.RAW, len(d), memoryview(d)) for d in datas]
+    one = PackStore(tmp_path / "one", 5000)
+    many = PackStore(tmp_path / "many", 5000)
+    try:
+        put(one, b"first")
+        put(many, b"first")
+        singles = [one.append(*r) for r in records]
+        assert many.append_many(records) == singles
+        assert many.append_many([]) == []
+        assert many.written_gen == one.written_gen == 1 + len(records)
+        for d, (p, off, _gen) in zip(datas, singles):
+            assert many.read(p, off, len(d)) == d
+        assert many.packs() == one.packs() and len(many.packs()) >= 3
+        for p in many.packs():
+            assert (tmp_path / "many" / f"{p:08d}.pack").read_bytes() == \
+                (tmp_path / "one" / f"{p:08d}.pack").read_bytes()
+        assert many.sync() == many.written_gen
+    finally:
+        one.close()
+        many.close()
+    big = PackStore(tmp_path / "big", 1 << 30)        # more records than one writev takes
+    try:
+        small = [rnd(20, 1000 + i) for i in range(1300)]
+        placed = big.append_many([(codec.chunk_id(d), codec.RAW, len(d), d) for d in small])
+        assert [gen for _, _, gen in placed] == list(range(1, 1301))
+        assert all(big.read(p, off, 20) == d for d, (p, off, _) in zip(small, placed))
+        assert [cid for _, cid, *_ in big.scan(1)] == [codec.chunk_id(d) for d in small]
+    finally:
+        big.close()
+
+
 def test_reopen_appends_to_last_pack(tmp_path):
     ps = PackStore(tmp_path, 5000)
     for i in range(5):

@@ -298,3 +298,56 @@ def test_dirty_file_against_model(tmp_path_factory, ops, threshold):
                 assert df.buf.pread(s, e - s) == bytes(model[s:e])
     finally:
         df.close()
+
+
+window_ops = hst.lists(
+    hst.one_of(
+        hst.tuples(hst.just("append"), hst.integers(1, 700), hst.integers(0, 255)),
+        hst.tuples(hst.just("append"), hst.integers(65_536, 70_000), hst.integers(0, 255)),
+        hst.tuples(hst.just("write"), hst.integers(0, 150_000), hst.integers(1, 1500),
+                   hst.integers(0, 255)),
+        hst.tuples(hst.just("trunc"), hst.integers(0, 150_000)),
+        hst.tuples(hst.just("drop"), hst.integers(0, 150_000)),
+    ),
+    max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(window_ops)
+def test_sparse_buffer_window_against_model(tmp_path_factory, ops):
+    """The in-memory window (parts kept as written, merged only where a write lands inside)
+    reads, snapshots, truncates and drops like a plain byte array."""
+    b = SparseBuffer(str(tmp_path_factory.mktemp("spill")), 1 << 20)
+    model = bytearray()
+    base = 0                               # bytes below it were dropped
+    try:
+        for op in ops:
+            if op[0] in ("append", "write"):
+                if op[0] == "append":
+                    _, n, byte = op
+                    off = len(model)
+                else:
+                    _, off, n, byte = op
+                    off = base + off % (len(model) - base + 1)    # inside or at the end
+                data = bytes([byte]) * n
+                b.pwrite(memoryview(data) if n % 2 else data, off)
+                if off + n > len(model):
+                    model.extend(bytes(off + n - len(model)))
+                model[off:off + n] = data
+            elif op[0] == "trunc":
+                size = max(base, op[1])
+                b.truncate(size)
+                del model[size:]
+            else:
+                off = min(base + op[1], len(model))
+                b.drop_before(off)
+                base = off
+            assert b.in_memory
+            if len(model) > base:
+                n = len(model) - base
+                assert b.pread(base, n) == bytes(model[base:])
+                assert b"".join(b.snapshot(base, n)) == bytes(model[base:])
+                mid = base + n // 3
+                assert b"".join(b.snapshot(mid, n // 3)) == bytes(model[mid:mid + n // 3])
+    finally:
+        b.close()
