@@ -384,6 +384,11 @@ class ContentStore:
             self.bytes_written += loc.raw_len
             if locs is not None:
                 locs[loc.id] = loc
+            if small:
+                # a small commit's chunks, as just hashed: the indexer reads every written
+                # file right after (and a build, git, diff often do), which then needs no
+                # decompression, no verification and no pack read
+                self.cache.put(loc.id, bytes(fresh[loc.id]))
         for data, cid, zero in cut:
             if not zero:
                 rows.append((pos, len(data), cid))

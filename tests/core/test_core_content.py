@@ -553,3 +553,21 @@ async def test_times_stable_across_commit(fs):
     assert committed.mtime_ns == written.mtime_ns
     assert committed.ctime_ns >= changed.ctime_ns
     fs.forget([(ino, 1)])
+
+
+async def test_small_commits_leave_their_chunks_in_the_chunk_cache(fs):
+    """What a small commit stored is read back (by the indexer, git, diff) without decoding
+    or verifying it again; a large file's chunks do not flood the cache."""
+    data = text(40_000, 3)
+    ino = await make_file(fs, b"small", data)
+    ids = [e.loc.id for e in fs.meta.extents(ino)]
+    assert ids and all(fs.content.cache.get(i) is not None for i in ids)
+    hits = fs.content.cache.hits
+    assert await read_file(fs, ino) == data
+    assert fs.content.cache.hits > hits
+    big = rnd(3 * fs.cfg.stream_commit, 4)
+    ino = await make_file(fs, b"big", big)
+    cached = [e for e in fs.meta.extents(ino) if fs.content.cache.get(e.loc.id) is not None]
+    assert len(cached) < len(fs.meta.extents(ino)) // 2
+    fs.content.cache.clear()
+    assert await read_file(fs, ino) == big
