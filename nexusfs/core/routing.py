@@ -8,8 +8,9 @@ Listings of real directories are built a window at a time (up to ``limit`` entri
 document views) and kept per directory handle: the kernel asks for one buffer-full per
 request, and the rest of the window answers the following requests of the same pass, unless
 anything changed in between (a logged operation, a document's views, a forgotten virtual
-inode) or the window is older than WINDOW_TTL. A window is sized by what the pass took from the
-one before (twice that, from WINDOW_FIRST up to ``limit``): a request takes only a few dozen
+inode) or the window is older than WINDOW_TTL. The first window of a pass holds WINDOW_FIRST
+entries, each next one twice what the pass took from the one before (at least a quarter of
+WINDOW_FIRST, at most WINDOW_MAX), because a request takes only a few dozen
 entries, and `rm -rf` changes the directory between any two requests, so a full-size window
 would mostly be built to be thrown away.
 """
@@ -204,7 +205,7 @@ class VirtualRouting:
             i = 0 if start_id == w.start else w.after.get(start_id)
         if i is None or (i == len(w.entries) and i):        # not in the window, or past its end
             size = min(limit, WINDOW_FIRST) if adaptive else limit
-            if adaptive and w is not None:                 # what the pass took from the previous window
+            if adaptive and w is not None:     # (what the pass took from the previous one)
                 taken = w.after.get(start_id)
                 if taken:
                     size = min(limit, max(2 * taken, WINDOW_FIRST // 4))
