@@ -371,7 +371,7 @@ class ContentStore:
         offset ``pos``) to ``rows``; returns the offset after the window. ``locs``: filled with
         the location of every chunk of the rows."""
         ids = [cid for _, cid, zero in cut if not zero]
-        known = self.meta.known_chunks_many(ids) if len(ids) > 8 else self.meta.known_chunks(ids)
+        known = self.meta.known_chunks(ids)
         fresh: dict[bytes, bytes] = {}
         for data, cid, zero in cut:
             if not zero and cid not in known and cid not in fresh:

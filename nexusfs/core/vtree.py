@@ -134,15 +134,19 @@ class VirtualTree:
                     0, size, (size + 511) // 512, a.atime_ns, a.mtime_ns, a.ctime_ns,
                     volatile=True)
 
-    def _own_state(self, doc: int, etag: bytes | None) -> tuple[bytes, int, int] | None:
+    def _own_state(self, doc: int, etag: bytes | None,
+                   current: bool = False) -> tuple[bytes, int, int] | None:
         """The state (docs.state) of the parsed content a view's inode number names, also
         after its document changed: an inode keeps its own size (a reader holding it open
         keeps reading that text, and the kernel's cached pages of it stay whole). None
-        before the parse: the document's current state."""
+        before the parse (the document's current state applies), or with ``current`` when
+        the document no longer has that content."""
         if etag is None:
             return None
         found = self.fs.meta.doc_kind(doc)
-        lengths = found and self.fs.meta.view_lengths(self.fs.docs.cache_key(etag, found[0]))
+        if found is None or (current and found[1] != etag):
+            return None
+        lengths = self.fs.meta.view_lengths(self.fs.docs.cache_key(etag, found[0]))
         return (etag, lengths[0], lengths[1]) if lengths else None
 
     def views_in(self, dino: int, rows: list[tuple[int, bytes, Attr]]) -> dict[int, list]:
@@ -431,16 +435,10 @@ class VirtualTree:
         does)? Only for the inode number of a parsed content: its key holds the etag, so it
         names one text whose size every attribute reply gave, and it is still the document's
         current content. Before the parse, the size the kernel saw was 0: direct I/O."""
-        etag = node[3] if node[0] == "view" else node[2]
-        if etag is None:
+        own = self._own_state(node[1], node[3] if node[0] == "view" else node[2], current=True)
+        if own is None:
             return False
-        found = self.fs.meta.doc_kind(node[1])
-        if found is None or found[1] != etag:
-            return False
-        lengths = self.fs.meta.view_lengths(self.fs.docs.cache_key(etag, found[0]))
-        if lengths is None:
-            return False
-        return size == (lengths[1] if node[0] == "view" and node[2] == ".md" else lengths[0])
+        return size == (own[2] if node[0] == "view" and node[2] == ".md" else own[1])
 
     async def open(self, vino: int, flags: int, caller: Caller, fh: int) -> bool:
         """Open a virtual file; returns True when the kernel must not cache it (direct I/O)."""

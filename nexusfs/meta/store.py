@@ -473,20 +473,28 @@ class MetaStore:
             [(ino, off, n, cid, self.seq) for off, n, cid in new])
 
     def known_chunks(self, ids: list[bytes]) -> dict[bytes, ChunkLoc]:
+        """{id: location} of those of ``ids`` the chunk index has (one query per 500 ids)."""
         out = {}
-        for cid in ids:
-            r = self.conn.execute("SELECT id, raw_len, codec, pack, pack_offset, stored_len, data"
-                                  " FROM chunks WHERE id=?", (cid,)).fetchone()
-            if r:
-                out[cid] = ChunkLoc(*r)
+        for part in _batches(ids):
+            for r in self.conn.execute(
+                    "SELECT id, raw_len, codec, pack, pack_offset, stored_len, data FROM chunks"
+                    f" WHERE id IN ({_marks(part)})", part):
+                out[r[0]] = ChunkLoc(*r)
         return out
 
+    def add_chunks(self, stored: list[tuple[ChunkLoc, int]]) -> None:
+        """Index chunks stored at (location, pack generation), in one statement; ids already
+        known are ignored."""
+        if not stored:
+            return
+        self._wq().executemany("INSERT OR IGNORE INTO chunks (id, raw_len, codec, stored_len,"
+                               " pack, pack_offset, data) VALUES (?,?,?,?,?,?,?)",
+                               [(loc.id, loc.raw_len, loc.codec, loc.stored_len, loc.pack,
+                                 loc.offset, loc.data) for loc, _gen in stored])
+        self.need_gen = max(self.need_gen, max(gen for _loc, gen in stored))
+
     def add_chunk(self, loc: ChunkLoc, gen: int = 0) -> None:
-        self._wq().execute("INSERT OR IGNORE INTO chunks (id, raw_len, codec, stored_len, pack,"
-                          " pack_offset, data) VALUES (?,?,?,?,?,?,?)",
-                          (loc.id, loc.raw_len, loc.codec, loc.stored_len, loc.pack, loc.offset,
-                           loc.data))
-        self.need_gen = max(self.need_gen, gen)
+        self.add_chunks([(loc, gen)])
 
     def unreferenced_chunks(self) -> list[tuple[bytes, int | None]]:
         return list(self.conn.execute(
@@ -580,25 +588,3 @@ class MetaStore:
 
     def xattr_inodes(self, name: bytes) -> set[int]:
         return {r[0] for r in self.conn.execute("SELECT ino FROM xattrs WHERE name=?", (name,))}
-
-    # -- chunk index in batches (streaming commits of large files) ----------------------------
-    def known_chunks_many(self, ids: list[bytes]) -> dict[bytes, ChunkLoc]:
-        """``known_chunks`` with a few hundred ids per query (one statement, not one each)."""
-        out = {}
-        for i in range(0, len(ids), 400):
-            part = ids[i:i + 400]
-            for r in self.conn.execute(
-                    "SELECT id, raw_len, codec, pack, pack_offset, stored_len, data FROM chunks"
-                    f" WHERE id IN ({','.join('?' * len(part))})", part):
-                out[r[0]] = ChunkLoc(*r)
-        return out
-
-    def add_chunks(self, stored: list[tuple[ChunkLoc, int]]) -> None:
-        """``add_chunk`` for each (location, pack generation), in one statement."""
-        if not stored:
-            return
-        self._w().executemany("INSERT OR IGNORE INTO chunks (id, raw_len, codec, stored_len, pack,"
-                              " pack_offset, data) VALUES (?,?,?,?,?,?,?)",
-                              [(loc.id, loc.raw_len, loc.codec, loc.stored_len, loc.pack,
-                                loc.offset, loc.data) for loc, _gen in stored])
-        self.need_gen = max(self.need_gen, max(gen for _loc, gen in stored))
