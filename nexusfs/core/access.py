@@ -61,8 +61,6 @@ from ..types import ROOT_INO, Attr, Caller, FsError
 ACL_ACCESS, ACL_DEFAULT = A.ACL_ACCESS, A.ACL_DEFAULT
 _MISSING = object()
 _CACHE_MAX = 65536           # entries per cache; a full cache is emptied and refilled
-_VALUES_SQL = {1 << b: "SELECT ino, value FROM xattrs WHERE name=? AND ino IN (%s)"
-               % ",".join("?" * (1 << b)) for b in range(9)}
 
 
 def _put(cache: dict, key, value):
@@ -157,6 +155,7 @@ class AccessControl:
         self.graph = R.Graph([])
         self.next_expiry_ns: int | None = None
         self.active = False                       # any live grant on a path: attrs need work
+        self.generation = 0                       # counts changes of what decides access
         self._anchors: dict[int, int] = {}                  # ino -> its anchor
         self._derived: dict[tuple[int, bool], dict] = {}    # (anchor, x allowed) -> bits
         self._teams: dict[str, frozenset] = {}              # team -> its users and groups
@@ -185,6 +184,7 @@ class AccessControl:
 
     def changed(self) -> None:
         """Something that decides access changed: forget every cached answer."""
+        self.generation += 1
         self._anchors.clear()
         self._derived.clear()
         self._teams.clear()
@@ -315,9 +315,7 @@ class AccessControl:
 
     # -- ACLs ---------------------------------------------------------------------------------
     def stored(self, ino: int, name: bytes = ACL_ACCESS) -> A.Acl | None:
-        if ino not in self.fs.rare_xattrs.get(name, ()):
-            return None
-        value = self.meta.get_xattr(ino, name)
+        value = self.fs.rare_xattrs[name].get(ino)
         return self.decoded(value) if value else None
 
     def decoded(self, value: bytes) -> A.Acl:
@@ -327,26 +325,11 @@ class AccessControl:
             hit = _put(self._decoded, value, A.decode(value))
         return hit
 
-    def values(self, inodes) -> dict[int, bytes]:
-        """The stored access ACL values of these inodes (those that have one), in one query
-        per 256 inodes: what a listing needs before it shows its entries. The lists are
-        padded to a power of two, so that a few prepared statements serve every size."""
-        rare = self.fs.rare_xattrs[ACL_ACCESS]
-        want = [i for i in inodes if i in rare]
-        out: dict[int, bytes] = {}
-        for k in range(0, len(want), 256):
-            part = want[k:k + 256]
-            n = 1 << (len(part) - 1).bit_length()
-            part += part[-1:] * (n - len(part))
-            out.update(self.meta.conn.execute(_VALUES_SQL[n], (ACL_ACCESS, *part)))
-        return out
-
     def _view(self, ino: int, attr: Attr, parent: int | None, value) -> _View:
         """What ``ino`` shows (shared by inodes of the same shape); ``value`` is its stored
         access ACL value (None: none; _MISSING: read it)."""
         if value is _MISSING:
-            value = (self.meta.get_xattr(ino, ACL_ACCESS)
-                     if ino in self.fs.rare_xattrs[ACL_ACCESS] else None)
+            value = self.fs.rare_xattrs[ACL_ACCESS].get(ino)
         value = value or None
         anchor = self.anchor(ino, parent) if self.active else 0
         key = (value, anchor, attr.mode, attr.uid)
@@ -383,29 +366,34 @@ class AccessControl:
         return attr
 
     def show_listing(self, parent: int, entries) -> None:
-        """``shown`` for the entries (real inodes) of a listing of directory ``parent``: one
-        query for their ACL values; an entry whose only parent is ``parent`` (a file with one
-        link, a subdirectory) and that has no grants of its own has ``parent``'s anchor."""
+        """``shown`` for the entries (real inodes) of a listing of directory ``parent``, with
+        no query (the stored ACL values are kept in memory by the store). An entry shown
+        before with the same mode and owner shows the same again: whatever else decides its
+        view (its ACL, the grants, its names) empties ``_shown`` when it changes. An entry
+        whose only parent is ``parent`` (a file with one link, a subdirectory) and that has no
+        grants of its own has ``parent``'s anchor."""
         if not self.active:
             return
-        values = self.values([e.attr.ino for e in entries])
-        here = self.anchor(parent)
         views, by_obj, shown = self._views, self.by_obj, self._shown
+        values = self.fs.rare_xattrs[ACL_ACCESS]
+        here = None
         for e in entries:
             a = e.attr
-            if e.name == b"." or e.name == b"..":
-                view = self._view(a.ino, a, None, values.get(a.ino))
-            else:
-                only = a.nlink == 1 or st.S_ISDIR(a.mode)
-                value = values.get(a.ino)
-                view = views.get((value, here, a.mode, a.uid)) if only and a.ino not in by_obj \
-                    else None
-                if view is None:
-                    view = self._view(a.ino, a, parent if only else None, value)
-                elif len(shown) < _CACHE_MAX:
-                    shown[a.ino] = view
+            view = shown.get(a.ino)
+            if view is None or view.mode != a.mode or view.uid != a.uid:
+                if e.name == b"." or e.name == b"..":
+                    view = self._view(a.ino, a, None, values.get(a.ino))
                 else:
-                    _put(shown, a.ino, view)
+                    if here is None:
+                        here = self.anchor(parent)
+                    only = a.nlink == 1 or st.S_ISDIR(a.mode)
+                    value = values.get(a.ino)
+                    view = (views.get((value, here, a.mode, a.uid))
+                            if only and a.ino not in by_obj else None)
+                    if view is None:
+                        view = self._view(a.ino, a, parent if only else None, value)
+                    else:
+                        _put(shown, a.ino, view)
             if view.mask is not None:
                 a.mode = (a.mode & ~0o070) | (view.mask << 3)
 
@@ -454,7 +442,7 @@ class AccessControl:
     def get_xattr(self, ino: int, name: bytes) -> bytes:
         attr = self.fs._attr(ino)
         if name == ACL_DEFAULT:
-            value = self.meta.get_xattr(ino, name) if st.S_ISDIR(attr.mode) else None
+            value = self.fs.rare_xattrs[name].get(ino) if st.S_ISDIR(attr.mode) else None
         else:
             value = self._view(ino, attr, None, _MISSING).encoded()
         if value is None:
@@ -485,7 +473,6 @@ class AccessControl:
                              path2="default"):
                 self.meta.set_xattr(ino, name, A.encode(new))
                 self.meta.update_attr(ino, ctime_ns=time.time_ns())
-            self.fs.rare_xattrs[name].add(ino)
             return
         # what setfacl read back included the grants' entries: keep only the explicit ones
         grants = self.bits(ino, attr)
@@ -503,10 +490,8 @@ class AccessControl:
         with self.fs._op("setfacl", caller, path=self.fs.path_of(ino), ino=ino):
             if A.is_minimal(new):             # the mode says it all
                 self.meta.remove_xattr(ino, name)
-                self.fs.rare_xattrs[name].discard(ino)
             else:
                 self.meta.set_xattr(ino, name, A.encode(new))
-                self.fs.rare_xattrs[name].add(ino)
             self.meta.update_attr(ino, mode=mode, ctime_ns=time.time_ns())
         self.changed()
 
@@ -520,7 +505,6 @@ class AccessControl:
                          path2="remove default" if name == ACL_DEFAULT else "remove"):
             self.meta.remove_xattr(ino, name)
             self.meta.update_attr(ino, ctime_ns=time.time_ns())
-        self.fs.rare_xattrs[name].discard(ino)
         self.changed()
 
     # -- hooks of the namespace and setattr ---------------------------------------------------
@@ -545,7 +529,5 @@ class AccessControl:
     def store_inherited(self, ino: int, access: A.Acl | None, dflt: bytes | None) -> None:
         if access is not None:
             self.meta.set_xattr(ino, ACL_ACCESS, A.encode(access))
-            self.fs.rare_xattrs[ACL_ACCESS].add(ino)
         if dflt is not None:
             self.meta.set_xattr(ino, ACL_DEFAULT, dflt)
-            self.fs.rare_xattrs[ACL_DEFAULT].add(ino)

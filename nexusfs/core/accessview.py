@@ -131,21 +131,24 @@ class AccessView:
     async def readdir(self, fh: int, start_id: int, limit: int | None = None):
         parent = self.dir_handles.get(fh)
         entries = await super().readdir(fh, start_id, limit)
-        if not entries:
-            return entries
-        if self.access.active and parent is not None and not is_virtual(parent):
-            reals = []
-            for e in entries:
-                if is_virtual(e.attr.ino):
-                    self._shown(e.attr)           # a document view among the files
-                else:
-                    reals.append(e)
-            self.access.show_listing(parent, reals)
-        # (views in a real directory carry their document's mode: only grants change them)
-        elif self.access.active or is_virtual(parent or 0):
+        # (a real directory's windows were adjusted as they were built: _show_entries)
+        if entries and (is_virtual(parent) if parent is not None else self.access.active):
             for e in entries:
                 self._shown(e.attr)
         return entries
+
+    def _show_entries(self, parent: int, entries) -> None:
+        """A real directory's listing window, as it is built: with grants, group bits widened
+        (views in a real directory carry their document's mode: only grants change them)."""
+        if not self.access.active:
+            return
+        reals = []
+        for e in entries:
+            if is_virtual(e.attr.ino):
+                self._shown(e.attr)               # a document view among the files
+            else:
+                reals.append(e)
+        self.access.show_listing(parent, reals)
 
     # -- the past: checked against today's access ---------------------------------------------
     def _live(self, ino: int) -> bool:

@@ -63,7 +63,8 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self._next_fh = 1
         self._lock_fd: int | None = None
         self._dir_paths: LRUCache = LRUCache(maxsize=8192)   # directory inode -> its path
-        self.rare_xattrs: dict[bytes, set[int]] = {n: set() for n in RARE_XATTRS}
+        # {name: {ino: value}} of the xattrs few inodes have, kept current by the store
+        self.rare_xattrs: dict[bytes, dict[int, bytes]] = {n: {} for n in RARE_XATTRS}
         # True under a FUSE writeback cache: the kernel keeps mtime/ctime of written files
         # itself and sends them with setattr; write() must not stamp the daemon's clock then,
         # or the stored times drift from what stat showed while mounted
@@ -129,7 +130,7 @@ class RealFS(NamespaceOps, FileOps, XattrOps):
         self.docs = DocViews(self)
         self._recover()
         self.search.start()
-        self.rare_xattrs = {n: self.meta.xattr_inodes(n) for n in RARE_XATTRS}
+        self.rare_xattrs = self.meta.keep_xattrs(RARE_XATTRS)
         self.access = AccessControl(self)
 
     def _recover(self) -> None:

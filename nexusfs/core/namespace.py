@@ -168,8 +168,6 @@ class NamespaceOps:
         self.garbage_hint += attr.size
         self.meta.delete_inode(ino)
         self.content.forget(ino)
-        for inodes in self.rare_xattrs.values():
-            inodes.discard(ino)
         self.locks.pop(ino, None)
 
     def _purge_unlinked_all(self) -> None:

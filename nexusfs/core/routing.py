@@ -8,7 +8,9 @@ Listings of real directories are built a window at a time (up to ``limit`` entri
 document views) and kept per directory handle: the kernel asks for one buffer-full per
 request, and the rest of the window answers the following requests of the same pass, unless
 anything changed in between (a logged operation, a document's views, a forgotten virtual
-inode) or the window is older than WINDOW_TTL. The first window of a pass holds WINDOW_FIRST
+inode, what decides access) or the window is older than WINDOW_TTL. A window's attributes are
+made what the kernel must see (``_show_entries``: access grants widen group bits) once, when
+it is built. The first window of a pass holds WINDOW_FIRST
 entries, each next one twice what the pass took from the one before (at least a quarter of
 WINDOW_FIRST, at most WINDOW_MAX), because a request takes only a few dozen
 entries, and `rm -rf` changes the directory between any two requests, so a full-size window
@@ -195,7 +197,8 @@ class VirtualRouting:
             return self.vtree.readdir(ino, start_id, fh)[:limit]
         if ino is None:
             return await super().readdir(fh, start_id, limit)
-        token = (self.meta.last_seq, self.docs.generation, self.vtree.dropped, limit)
+        token = (self.meta.last_seq, self.docs.generation, self.vtree.dropped,
+                 self.access.generation, limit)
         now = time.monotonic()
         if self.windows is None:
             self.windows = {}
@@ -210,15 +213,17 @@ class VirtualRouting:
                 if taken:
                     size = min(limit, max(2 * taken, WINDOW_FIRST // 4))
             self.windows.pop(fh, None)
-            w = _Window(start_id, await super().readdir(fh, start_id, size), token, now)
+            entries = await super().readdir(fh, start_id, size)
+            self._show_entries(ino, entries)
+            w = _Window(start_id, entries, token, now)
             if len(self.windows) >= WINDOWS_KEPT:
                 del self.windows[next(iter(self.windows))]
             self.windows[fh] = w
             i = 0
-        rest = w.entries[i:]
-        if self.access.active:        # the caller adjusts what it gets (accessview): copies
-            rest = [DirEntry(e.name, e.attr.copy(), e.next_id) for e in rest]
-        return rest
+        return w.entries[i:]
+
+    def _show_entries(self, parent: int, entries: list[DirEntry]) -> None:
+        """Adjust a new window's attributes to what the kernel must see (AccessView)."""
 
     async def releasedir(self, fh: int) -> None:
         if self.windows:

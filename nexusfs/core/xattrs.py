@@ -49,7 +49,8 @@ class XattrOps:
         if name == ETAG_XATTR and st.S_ISREG(attr.mode):   # computed, read-only (etag.py)
             return (await _current_etag(self, ino)).encode()
         self._check_xattr_name(name, attr, caller, write=False)
-        value = self.meta.get_xattr(ino, name)
+        kept = self.rare_xattrs.get(name)
+        value = kept.get(ino) if kept is not None else self.meta.get_xattr(ino, name)
         if value is None:
             raise FsError(errno.ENODATA)
         return value
@@ -68,8 +69,6 @@ class XattrOps:
                       path2=name.decode(errors="replace")):
             self.meta.set_xattr(ino, name, value)
             self.meta.update_attr(ino, ctime_ns=now_ns())
-        if name in self.rare_xattrs:
-            self.rare_xattrs[name].add(ino)
 
     async def listxattr(self, ino: int, caller: Caller) -> list[bytes]:
         attr = self._attr(ino)
@@ -93,5 +92,3 @@ class XattrOps:
             if not self.meta.remove_xattr(ino, name):
                 raise FsError(errno.ENODATA)
             self.meta.update_attr(ino, ctime_ns=now_ns())
-        if name in self.rare_xattrs:
-            self.rare_xattrs[name].discard(ino)

@@ -8,7 +8,8 @@ pack generation the batch references: the caller must sync packs up to it before
 layers: a write to one inode's row updates or drops that row (``_wi``/``_patch``), a write that
 touches no inode row keeps them all (``_wq``), any other write and every rollback drops them all
 (``_w`` counts ``changes``). Every statement that writes ``inodes`` must go through ``_w`` or
-``_wi``.
+``_wi``. The values of a few xattr names (``keep_xattrs``) are mirrored in memory: every write of
+``xattrs`` goes through this class and updates the mirror; a rollback reloads it.
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ class MetaStore:
         self._pending_ops: dict[int, list] = {}
         self._attr_rows: dict[int, tuple[int, tuple]] = {}   # ino -> (changes, row)
         self._owner = threading.get_ident()                  # the thread that writes
+        self._kept: dict[bytes, dict[int, bytes]] = {}      # name -> {ino: value} (keep_xattrs)
 
     # -- transactions -------------------------------------------------------------------------
     def _w(self):
@@ -113,6 +115,8 @@ class MetaStore:
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.changes += 1             # (it may have rolled back: rows read are void)
+                if self.conn.getautocommit():
+                    self._reload_kept()
                 raise
             finally:
                 # SQLite rolls back by itself on some failures (disk full, I/O error)
@@ -124,6 +128,7 @@ class MetaStore:
         if self.in_txn:
             self.conn.execute("ROLLBACK")
             self.in_txn = False
+            self._reload_kept()
 
     def checkpoint(self) -> None:
         self.commit()
@@ -267,6 +272,8 @@ class MetaStore:
         c.execute("DELETE FROM extents WHERE ino=? AND seq_to IS NULL AND seq_from>=?", (ino, last))
         c.execute("UPDATE extents SET seq_to=? WHERE ino=? AND seq_to IS NULL", (last, ino))
         c.execute("DELETE FROM xattrs WHERE ino=?", (ino,))
+        for kept in self._kept.values():
+            kept.pop(ino, None)
         c.execute("DELETE FROM doc_kinds WHERE ino=?", (ino,))
         c.execute("DELETE FROM inodes WHERE ino=?", (ino,))
 
@@ -574,12 +581,18 @@ class MetaStore:
         return row[0] if row else None
 
     def set_xattr(self, ino: int, name: bytes, value: bytes) -> None:
-        self._w().execute("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?,?,?)",
-                          (ino, name, value))
+        self._wq().execute("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?,?,?)",
+                           (ino, name, value))
+        kept = self._kept.get(name)
+        if kept is not None:
+            kept[ino] = value
 
     def remove_xattr(self, ino: int, name: bytes) -> bool:
-        c = self._w()
+        c = self._wq()
         c.execute("DELETE FROM xattrs WHERE ino=? AND name=?", (ino, name))
+        kept = self._kept.get(name)
+        if kept is not None:
+            kept.pop(ino, None)
         return c.changes() > 0
 
     def list_xattrs(self, ino: int) -> list[bytes]:
@@ -588,3 +601,20 @@ class MetaStore:
 
     def xattr_inodes(self, name: bytes) -> set[int]:
         return {r[0] for r in self.conn.execute("SELECT ino FROM xattrs WHERE name=?", (name,))}
+
+    def keep_xattrs(self, names) -> dict[bytes, dict[int, bytes]]:
+        """{name: {ino: value}} of every inode that has these xattrs, kept up to date from now
+        on by this store's own writes (a rollback reloads it). For names few inodes have and
+        that are asked per listing entry or per write (ACLs, file capabilities): answered
+        without a query. The dicts stay the same objects; callers only read them."""
+        for name in names:
+            self._kept.setdefault(name, {})
+        self._reload_kept()
+        return {name: self._kept[name] for name in names}
+
+    def _reload_kept(self) -> None:
+        for name, kept in self._kept.items():
+            same: dict[bytes, bytes] = {}              # equal values share one object
+            kept.clear()
+            kept.update((ino, same.setdefault(value, value)) for ino, value in self.conn.execute(
+                "SELECT ino, value FROM xattrs WHERE name=?", (name,)))

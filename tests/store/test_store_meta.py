@@ -361,6 +361,34 @@ def test_xattrs(meta):
     assert meta.get_xattr(f, b"user.big") == big
 
 
+def test_kept_xattrs_mirror_every_write_and_a_rollback(meta):
+    """keep_xattrs: the values in memory are the table's after each write, after purging an
+    inode, and after a rollback (which reloads them); other names are not kept."""
+    acl = b"system.posix_acl_access"
+    f = meta.create_inode(st.S_IFREG | 0o644, 0, 0, NOW)
+    g = meta.create_inode(st.S_IFREG | 0o644, 0, 0, NOW)
+    meta.set_xattr(f, acl, b"one")
+    meta.commit()
+    kept = meta.keep_xattrs([acl])[acl]
+
+    def table() -> dict:
+        return dict(meta.conn.execute("SELECT ino, value FROM xattrs WHERE name=?", (acl,)))
+
+    assert kept == table() == {f: b"one"}
+    meta.set_xattr(g, acl, b"two")
+    meta.set_xattr(f, acl, b"two")
+    meta.set_xattr(g, b"user.x", b"not kept")
+    assert kept == table() == {f: b"two", g: b"two"}
+    meta.commit()
+    meta.remove_xattr(f, acl)
+    assert kept == table() == {g: b"two"}
+    meta.rollback()                                  # the removal is undone, in memory too
+    assert kept == table() == {f: b"two", g: b"two"}
+    assert meta.keep_xattrs([acl])[acl] is kept     # the same dict, still current
+    meta.delete_inode(g)
+    assert kept == table() == {f: b"two"}
+
+
 def test_checkpoint_and_close(tmp_path):
     m = open_meta(tmp_path)
     ino = m.create_inode(st.S_IFREG | 0o644, 0, 0, NOW)
