@@ -57,6 +57,7 @@ from ..access import acl as A
 from ..access import rebac as R
 from ..meta.grants import GrantStore
 from ..types import ROOT_INO, Attr, Caller, FsError
+from .vtree import VINO_BASE as _VIRTUAL
 
 ACL_ACCESS, ACL_DEFAULT = A.ACL_ACCESS, A.ACL_DEFAULT
 _MISSING = object()
@@ -359,26 +360,31 @@ class AccessControl:
         """Attributes as the kernel must see them: with grants, the group bits are the
         widened mask (else the kernel would not consult the ACL). ``parent``: the inode's
         only parent, ``value``: its stored ACL value, when the caller has them."""
-        if self.active and attr.ino < (1 << 48):
+        if self.active and attr.ino < _VIRTUAL:
             mask = self._view(attr.ino, attr, parent, value).mask
             if mask is not None:
                 attr.mode = (attr.mode & ~0o070) | (mask << 3)
         return attr
 
-    def show_listing(self, parent: int, entries) -> None:
-        """``shown`` for the entries (real inodes) of a listing of directory ``parent``, with
-        no query (the stored ACL values are kept in memory by the store). An entry shown
+    def show_listing(self, parent: int, entries) -> list:
+        """``shown`` for the real inodes among the entries of a listing of directory
+        ``parent``, with no query (the stored ACL values are kept in memory by the store);
+        returns the others (document views, for the caller). An entry shown
         before with the same mode and owner shows the same again: whatever else decides its
         view (its ACL, the grants, its names) empties ``_shown`` when it changes. An entry
         whose only parent is ``parent`` (a file with one link, a subdirectory) and that has no
         grants of its own has ``parent``'s anchor."""
         if not self.active:
-            return
+            return []
         views, by_obj, shown = self._views, self.by_obj, self._shown
         values = self.fs.rare_xattrs[ACL_ACCESS]
         here = None
+        others = []
         for e in entries:
             a = e.attr
+            if a.ino >= _VIRTUAL:
+                others.append(e)
+                continue
             view = shown.get(a.ino)
             if view is None or view.mode != a.mode or view.uid != a.uid:
                 if e.name == b"." or e.name == b"..":
@@ -396,6 +402,7 @@ class AccessControl:
                         _put(shown, a.ino, view)
             if view.mask is not None:
                 a.mode = (a.mode & ~0o070) | (view.mask << 3)
+        return others
 
     # -- the daemon's own checks (search results, the log, control commands, the past) ---------
     def permits(self, uid: int, gids: frozenset[int], ino: int, want: int) -> bool:

@@ -142,13 +142,8 @@ class AccessView:
         (views in a real directory carry their document's mode: only grants change them)."""
         if not self.access.active:
             return
-        reals = []
-        for e in entries:
-            if is_virtual(e.attr.ino):
-                self._shown(e.attr)               # a document view among the files
-            else:
-                reals.append(e)
-        self.access.show_listing(parent, reals)
+        for e in self.access.show_listing(parent, entries):
+            self._shown(e.attr)                   # a document view among the files
 
     # -- the past: checked against today's access ---------------------------------------------
     def _live(self, ino: int) -> bool:
